@@ -1,0 +1,57 @@
+"""The FastAPI application factory. The entry point builds the Runtime and passes it in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from api import misc, obligations, requests
+from api.errors import install_error_handlers
+from config.settings import SchedulerGroup
+from flows.schedule import build_scheduler
+from store.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, maildir: Path | None = None) -> FastAPI:
+    """`scheduler` given and enabled: this process runs the flows on their schedules (embedded mode)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None and scheduler.enabled:
+            app.state.scheduler = build_scheduler(scheduler, timezone=runtime.timezone)
+            app.state.scheduler.start()  # needs the running loop, hence here
+        try:
+            yield
+        finally:
+            if app.state.scheduler is not None:
+                app.state.scheduler.shutdown(wait=False)
+
+    app = FastAPI(title="duly", version="0.1.0", lifespan=lifespan,
+                  description="Approvals and reporting deadlines from written regulations.")
+    app.state.runtime = runtime
+    app.state.scheduler = None
+    app.state.maildir = maildir
+    install_error_handlers(app)
+    app.include_router(requests.router)
+    app.include_router(obligations.router)
+    app.include_router(misc.router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home() -> str:
+        return _HOME
+
+    return app
+
+
+_HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>duly</title>
+<body style="font-family:system-ui,'Noto Sans CJK SC',sans-serif;max-width:40em;margin:3em auto;line-height:1.6">
+<h1>duly 制度执行引擎</h1>
+<p>审批与报送时限，按中国法定工作日历计算。</p>
+<ul>
+<li><a href="/docs">REST API（OpenAPI 文档）</a></li>
+<li><a href="/api/tasks">我的待办</a> · <a href="/api/obligations">报送日历</a> · <a href="/api/mail">邮件收件箱（内置邮件捕获）</a></li>
+</ul></body></html>"""

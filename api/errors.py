@@ -1,0 +1,51 @@
+"""One error shape for every failure: {"error": {"code", "message", "problems"}}; no tracebacks."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from store.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+
+
+def error_body(code: str, message: str, problems: object = None) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "problems": problems or {}}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    def handler(status: int, code: str):  # type: ignore[no-untyped-def]
+        async def handle(_: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(error_body(code, str(exc), getattr(exc, "problems", None)), status_code=status)
+        return handle
+
+    app.add_exception_handler(NotFoundError, handler(404, "not_found"))
+    app.add_exception_handler(ForbiddenError, handler(403, "forbidden"))
+    app.add_exception_handler(ConflictError, handler(409, "conflict"))
+    app.add_exception_handler(InvalidInputError, handler(422, "invalid"))
+
+    async def stale(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body("conflict", "someone else changed this first; reload and try again"),
+                            status_code=409)
+
+    app.add_exception_handler(StaleDataError, stale)
+    app.add_exception_handler(IntegrityError, stale)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = {".".join(str(p) for p in e["loc"] if p != "body") or "body": e["msg"] for e in exc.errors()}
+        return JSONResponse(error_body("invalid", "the request body is not valid", problems), status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
+
+    async def http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {401: "unauthorised", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    app.add_exception_handler(StarletteHTTPException, http)

@@ -1,0 +1,95 @@
+"""Validate a request's form against its policy: types, limits, required fields; every problem at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from policies.models import ApprovalPolicy, FormField
+from policies.org import Organisation
+
+
+class FormError(ValueError):
+    """A form that does not satisfy its policy; `problems` maps field name to message."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+def validate_form(policy: ApprovalPolicy, raw: Any, org: Organisation) -> dict[str, Any]:
+    """Return the form with normalised values (money and numbers as Decimal, dates as date)."""
+    if not isinstance(raw, dict):
+        raise FormError({"form": "expected an object of field values"})
+    problems: dict[str, str] = {}
+    for key in raw:
+        if key not in policy.form:
+            problems[str(key)] = f"not a field of {policy.id} (fields: {', '.join(policy.form)})"
+    values: dict[str, Any] = {}
+    for name, spec in policy.form.items():
+        value = raw.get(name)
+        if value is None or value == "":
+            if spec.required:
+                problems[name] = f"{spec.label} is required"
+            values[name] = None
+            continue
+        try:
+            values[name] = _coerce(spec, value, org)
+        except ValueError as exc:
+            problems[name] = f"{spec.label}: {exc}"
+    if problems:
+        raise FormError(problems)
+    return values
+
+
+def form_to_json(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy: Decimal → "50000.00" strings, dates → ISO strings."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, dt.date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(spec: FormField, value: Any, org: Organisation) -> Any:
+    if spec.type in ("money", "number"):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError("expected a number")
+        try:
+            number = Decimal(str(value).replace(",", "").strip())
+        except InvalidOperation:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if not number.is_finite():
+            raise ValueError("expected a finite number")
+        if spec.type == "money":
+            if number.as_tuple().exponent < -2:  # type: ignore[operator]
+                raise ValueError("money has at most two decimals (fen)")
+            number = number.quantize(Decimal("0.01"))
+        if spec.min is not None and number < spec.min:
+            raise ValueError(f"must be at least {spec.min}")
+        if spec.max is not None and number > spec.max:
+            raise ValueError(f"must be at most {spec.max}")
+        return number
+    if spec.type == "date":
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"expected a date like 2026-11-15, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    if len(value) > spec.max_length:
+        raise ValueError(f"at most {spec.max_length} characters")
+    if spec.type == "choice" and value not in (spec.choices or ()):
+        raise ValueError(f"expected one of {', '.join(spec.choices or ())}")
+    if spec.type == "person" and value not in org.people:
+        raise ValueError(f"no person with id {value!r}")
+    if spec.type == "department" and value not in org.departments:
+        raise ValueError(f"no department with code {value!r}")
+    return value

@@ -1,0 +1,41 @@
+"""The context each notification template receives, built from rows (JSON-safe values only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pendulum
+
+from policies.models import ApprovalPolicy
+from store.tables import ObligationRow, PersonRow, RequestRow, StepRow
+
+
+def local_iso(at: datetime | None, tz: str) -> str | None:
+    return pendulum.instance(at).in_timezone(tz).isoformat() if at else None
+
+
+def request_context(request: RequestRow, policy: ApprovalPolicy, requester: PersonRow,
+                    department_name: str) -> dict[str, Any]:
+    fields = [{"label": spec.label, "value": _show(request.form.get(name), spec.type)}
+              for name, spec in policy.form.items() if request.form.get(name) not in (None, "")]
+    return {"id": request.id, "title": request.title, "policy_title": policy.title,
+            "requester_name": requester.name, "requester_department": department_name, "fields": fields}
+
+
+def step_context(step: StepRow, tz: str) -> dict[str, Any]:
+    return {"title": step.title, "due_at": local_iso(step.due_at, tz), "provisional": step.provisional}
+
+
+def obligation_context(obligation: ObligationRow, policy_title: str, department_name: str,
+                       tz: str) -> dict[str, Any]:
+    return {"id": obligation.id, "title": obligation.title, "policy_title": policy_title,
+            "period": obligation.period_key, "due_at": local_iso(obligation.due_at, tz),
+            "provisional": obligation.provisional, "owner_department": department_name}
+
+
+def _show(value: Any, kind: str) -> str:
+    if kind == "money":
+        return f"¥{Decimal(str(value)):,.2f}"
+    return str(value)

@@ -1,0 +1,23 @@
+"""Queue notifications in the caller's transaction; `deliver` sends them later.
+
+`event_key` is unique: one row per (event, recipient), so a retried transaction or a re-fired
+threshold cannot queue the same message twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.tables import OutboxRow, PersonRow
+
+
+def queue_message(session: AsyncSession, *, event_key: str, event: str, recipient: PersonRow,
+                  context: dict[str, Any], now: datetime) -> OutboxRow:
+    row = OutboxRow(event_key=f"{event_key}:{recipient.id}", event=event, recipient_id=recipient.id,
+                    to_address=recipient.email, lang=recipient.lang, context=context,
+                    next_attempt_at=now, created_at=now)
+    session.add(row)
+    return row

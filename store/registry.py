@@ -1,0 +1,81 @@
+"""Policy versions: the current version of each policy, and any older version a request still runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from policies.loader import LoadedPolicy, load_policy_text
+from policies.models import ApprovalPolicy, CalendarPolicy
+from store.errors import NotFoundError
+from store.tables import PolicyVersionRow
+
+
+class PolicyRegistry:
+    """In-memory cache of parsed policy versions, keyed by the version row id."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[int, LoadedPolicy] = {}
+        self._current: dict[str, int] = {}
+
+    def current_ids(self) -> dict[str, int]:
+        return dict(self._current)
+
+    def current(self, policy_id: str) -> tuple[int, LoadedPolicy]:
+        version_id = self._current.get(policy_id)
+        if version_id is None:
+            raise NotFoundError(f"no policy {policy_id!r}")
+        return version_id, self._by_version[version_id]
+
+    def current_approval(self, policy_id: str) -> tuple[int, ApprovalPolicy]:
+        version_id, loaded = self.current(policy_id)
+        if not isinstance(loaded.policy, ApprovalPolicy):
+            raise NotFoundError(f"{policy_id!r} is not an approval policy")
+        return version_id, loaded.policy
+
+    def calendars(self) -> list[tuple[int, LoadedPolicy]]:
+        return [(vid, self._by_version[vid]) for vid in self._current.values()
+                if isinstance(self._by_version[vid].policy, CalendarPolicy)]
+
+    def approvals(self) -> list[tuple[int, LoadedPolicy]]:
+        return [(vid, self._by_version[vid]) for vid in self._current.values()
+                if isinstance(self._by_version[vid].policy, ApprovalPolicy)]
+
+    async def version(self, session: AsyncSession, version_id: int) -> LoadedPolicy:
+        """The policy a request was filed under (parsed from the stored text if not cached)."""
+        if version_id not in self._by_version:
+            row = await session.get(PolicyVersionRow, version_id)
+            if row is None:
+                raise NotFoundError(f"no policy version {version_id}")
+            self._by_version[version_id] = load_policy_text(row.text, file=row.source)
+        return self._by_version[version_id]
+
+    async def sync(self, session: AsyncSession, loaded: Iterable[LoadedPolicy], *, now: datetime) -> None:
+        """Store any new versions and make the given ones current (in the caller's transaction)."""
+        for item in loaded:
+            row = (await session.execute(select(PolicyVersionRow).where(
+                PolicyVersionRow.policy_id == item.id,
+                PolicyVersionRow.content_hash == item.content_hash))).scalar_one_or_none()
+            await session.execute(update(PolicyVersionRow).where(PolicyVersionRow.policy_id == item.id)
+                                  .values(current=False))
+            if row is None:
+                row = PolicyVersionRow(policy_id=item.id, kind=item.policy.kind, title=item.policy.title,
+                                       content_hash=item.content_hash, source=item.source, text=item.text,
+                                       loaded_at=now)
+                session.add(row)
+            row.current = True
+            await session.flush()
+            assert row.id is not None
+            self._by_version[row.id] = item
+            self._current[item.id] = row.id
+
+    async def load_current(self, session: AsyncSession) -> None:
+        """Fill the cache with the versions marked current in the database (API replicas, workers)."""
+        rows = (await session.execute(select(PolicyVersionRow).where(PolicyVersionRow.current))).scalars()
+        for row in rows:
+            assert row.id is not None
+            self._by_version.setdefault(row.id, load_policy_text(row.text, file=row.source))
+            self._current[row.policy_id] = row.id

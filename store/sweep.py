@@ -1,0 +1,151 @@
+"""Fire thresholds that have come due: one indexed range scan, then compare-and-set per threshold.
+
+A threshold moves from `pending` to `fired` (or `skipped` when its item is no longer open) with
+`UPDATE ... WHERE state = 'pending'`; only the transaction whose update matched applies the effects,
+so each threshold fires once even when two sweeps overlap. On PostgreSQL the scan also takes
+`FOR UPDATE SKIP LOCKED`, so concurrent sweeps split the work instead of waiting on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from policies.escalation import fires
+from policies.models import ApprovalPolicy, CalendarPolicy, PersonRule
+from policies.org import Organisation
+from policies.routing import Context, resolve_people
+from store.audit import append_audit
+from store.notices import obligation_context, request_context, step_context
+from store.organisation import load_organisation, people_by_id
+from store.outbox import queue_message
+from store.runtime import Runtime
+from store.tables import AssignmentRow, DepartmentRow, ObligationRow, RequestRow, StepRow, ThresholdRow
+
+
+async def claim_due(session: AsyncSession, runtime: Runtime, *, now: datetime, limit: int) -> list[ThresholdRow]:
+    query = (select(ThresholdRow).where(ThresholdRow.state == "pending", ThresholdRow.fire_at <= now)
+             .order_by(ThresholdRow.fire_at, ThresholdRow.id).limit(limit))  # type: ignore[arg-type]
+    if not runtime.sqlite:
+        query = query.with_for_update(skip_locked=True)
+    return list((await session.execute(query)).scalars())
+
+
+async def fire_thresholds(session: AsyncSession, runtime: Runtime, thresholds: Sequence[ThresholdRow], *,
+                          now: datetime) -> dict[str, int]:
+    """Apply each threshold's effects in the caller's transaction; returns counts by outcome."""
+    counts = {"fired": 0, "skipped": 0, "lost": 0}
+    org = await load_organisation(session)
+    for threshold in thresholds:
+        if threshold.subject_type == "step":
+            outcome = await _fire_step(session, runtime, org, threshold, now)
+        else:
+            outcome = await _fire_obligation(session, runtime, org, threshold, now)
+        counts[outcome] += 1
+    return counts
+
+
+async def _mark(session: AsyncSession, threshold: ThresholdRow, state: str, now: datetime) -> bool:
+    result = await session.execute(update(ThresholdRow).where(
+        ThresholdRow.id == threshold.id, ThresholdRow.state == "pending")  # type: ignore[arg-type]
+        .values(state=state, fired_at=now))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation, threshold: ThresholdRow,
+                     now: datetime) -> str:
+    step = await session.get(StepRow, threshold.subject_id)
+    is_open = step is not None and step.state == "pending"
+    if not fires(threshold.action, item_open=is_open, now=now, due_at=step.due_at if step else None):  # type: ignore[arg-type]
+        return "skipped" if await _mark(session, threshold, "skipped", now) else "lost"
+    assert step is not None
+    if not await _mark(session, threshold, "fired", now):
+        return "lost"
+    request = await session.get(RequestRow, step.request_id)
+    assert request is not None
+    policy = (await runtime.registry.version(session, request.policy_version_id)).policy
+    assert isinstance(policy, ApprovalPolicy)
+    spec = next(s for s in policy.steps if s.id == step.step_key)
+    rung = spec.escalate[threshold.rung or 0]
+    waiting_on = [a for a in step.assignees if a not in step.approved_by]
+    targets = _targets(rung.notify, org, [Context(requester=request.requester_id, approver=a, form=request.form)
+                                          for a in waiting_on], exclude={request.requester_id, *waiting_on})
+    existing = set((await session.execute(select(AssignmentRow.person_id).where(
+        AssignmentRow.step_id == step.id, AssignmentRow.kind == "watcher"))).scalars())
+    for person_id in targets:
+        if person_id not in existing:
+            session.add(AssignmentRow(step_id=step.id or 0, request_id=request.id or 0, person_id=person_id,
+                                      kind="watcher", open=False))
+    await append_audit(session, at=now, actor_id=None, action="step.escalated", subject_type="request",
+                       subject_id=request.id or 0,
+                       data={"step": step.step_key, "threshold": threshold.key, "to": targets,
+                             "waiting_on": waiting_on})
+    people = await people_by_id(session, {*targets, *waiting_on, request.requester_id})
+    department = await session.get(DepartmentRow, people[request.requester_id].department_code)
+    context = {"request": request_context(request, policy, people[request.requester_id],
+                                          department.name if department else ""),
+               "step": step_context(step, policy.timezone),
+               "approver_name": "、".join(people[a].name for a in waiting_on if a in people),
+               "link": f"{runtime.public_url}/requests/{request.id}"}
+    for person_id in targets:
+        queue_message(session, event_key=f"threshold:{threshold.id}", event="step_escalated",
+                      recipient=people[person_id], context=context, now=now)
+    return "fired"
+
+
+async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organisation, threshold: ThresholdRow,
+                           now: datetime) -> str:
+    obligation = await session.get(ObligationRow, threshold.subject_id)
+    is_open = obligation is not None and obligation.state in ("open", "late")
+    if not fires(threshold.action, item_open=is_open, now=now,  # type: ignore[arg-type]
+                 due_at=obligation.due_at if obligation else None):
+        return "skipped" if await _mark(session, threshold, "skipped", now) else "lost"
+    assert obligation is not None
+    if not await _mark(session, threshold, "fired", now):
+        return "lost"
+    policy = (await runtime.registry.version(session, obligation.policy_version_id)).policy
+    assert isinstance(policy, CalendarPolicy)
+    spec = next(o for o in policy.obligations if o.id == obligation.obligation_key)
+    rules = policy.rules_for(spec)
+    if threshold.action == "mark_late":
+        obligation.state = "late"
+        session.add(obligation)
+        await append_audit(session, at=now, actor_id=None, action="obligation.late", subject_type="obligation",
+                           subject_id=obligation.id or 0, data={"due_at": obligation.due_at.isoformat()})
+        return "fired"
+    if threshold.action == "remind":
+        dept = org.departments.get(obligation.owner_department)
+        if rules.owner.role:
+            targets = [p.id for p in org.people.values()
+                       if p.department == obligation.owner_department and rules.owner.role in p.roles and p.active]
+        else:
+            targets = [dept.head] if dept and dept.head else []
+        event = "obligation_reminder"
+    else:
+        rung = rules.escalate[threshold.rung or 0]
+        targets = _targets(rung.notify, org, [Context(owner_department=obligation.owner_department)], exclude=set())
+        event = "obligation_overdue"
+    await append_audit(session, at=now, actor_id=None, action=f"obligation.{threshold.action}",
+                       subject_type="obligation", subject_id=obligation.id or 0,
+                       data={"threshold": threshold.key, "to": targets})
+    people = await people_by_id(session, set(targets))
+    department = await session.get(DepartmentRow, obligation.owner_department)
+    context = {"obligation": obligation_context(obligation, policy.title, department.name if department else "",
+                                                policy.timezone),
+               "link": f"{runtime.public_url}/obligations/{obligation.id}"}
+    for person_id in targets:
+        queue_message(session, event_key=f"threshold:{threshold.id}", event=event, recipient=people[person_id],
+                      context=context, now=now)
+    return "fired"
+
+
+def _targets(rule: PersonRule, org: Organisation, contexts: list[Context], *, exclude: set[str]) -> list[str]:
+    found: list[str] = []
+    for context in contexts:
+        for candidate in resolve_people(rule, org, context):
+            if candidate.person_id not in exclude and candidate.person_id not in found:
+                found.append(candidate.person_id)
+    return found

@@ -1,0 +1,160 @@
+"""Shared fixtures: real databases (SQLite, and PostgreSQL when reachable), a real SMTP server,
+the Prefect test harness, and the app served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from config.settings import Settings
+from notifications.catcher import MailCatcher, free_port
+
+POSTGRES_URL = os.environ.get("DULY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_POSTGRES = os.environ.get("DULY_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:  # any failure means "not here"; the reason is shown in the skip
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+
+
+_PG_PROBLEM = _postgres_reachable()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"duly: PostgreSQL tests {'run against ' + POSTGRES_URL if not _PG_PROBLEM else 'skip: ' + _PG_PROBLEM}"
+
+
+def _fresh_postgres_database() -> tuple[str, str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"duly_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of each kind for one test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'duly.db'}"
+        return
+    if _PG_PROBLEM:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"DULY_REQUIRE_POSTGRES=1 but {_PG_PROBLEM}")
+        pytest.skip(_PG_PROBLEM)
+    url, name = _fresh_postgres_database()
+    yield url
+    _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it costs 6-9 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[MailCatcher]:
+    """A real SMTP server on loopback storing what it receives in a Maildir."""
+    catcher = MailCatcher(tmp_path / "mail", host="127.0.0.1", port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, mail: MailCatcher) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, demo=True,
+                    smtp={"mode": "smtp", "host": mail.host, "port": mail.port, "security": "none"},
+                    scheduler={"enabled": False}, prefect={"mode": "external"})
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[object]:
+    """Migrated database with the shipped policies and the demo organisation; flows use it."""
+    from config import clock
+    from duly.bootstrap import prepare
+    from flows import runtime as flow_runtime
+
+    rt = await prepare(settings, now=clock.now())
+    flow_runtime.use(rt, flow_runtime.smtp_settings(settings))
+    yield rt
+    flow_runtime.clear()
+    await rt.close()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+
+    def client(self, user: str | None, password: str = "duly-demo") -> httpx.Client:
+        auth = (user, password) if user else None
+        return httpx.Client(base_url=self.url, auth=auth, timeout=30)
+
+
+@pytest.fixture
+def live_server(runtime: object, settings: Settings, mail: MailCatcher) -> Iterator[LiveServer]:
+    """The app served by uvicorn on a free loopback port, in its own thread and event loop."""
+    from api.app import create_app
+    from store.runtime import build_runtime
+
+    port = free_port()
+    holder: dict[str, object] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            rt = await build_runtime(settings)
+            app = create_app(rt, scheduler=None, maildir=mail_dir)
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+            holder["server"] = server
+            try:
+                await server.serve()
+            finally:
+                await rt.close()
+
+        asyncio.run(main())
+
+    mail_dir = mail.maildir
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        server = holder.get("server")
+        if server is not None and getattr(server, "started", False):
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("the test server did not start")
+    yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
+    holder["server"].should_exit = True  # type: ignore[attr-defined]
+    thread.join(timeout=10)
