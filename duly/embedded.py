@@ -61,7 +61,7 @@ async def _serve(settings: Settings) -> None:
     if settings.demo:
         # the demo shows last month's reports too, so a late one (and its escalation) is visible at once
         local = clock.now().in_timezone(settings.timezone)
-        await materialise_obligations(since=local.subtract(months=2).date().replace(day=1),
+        await materialise_obligations(since=local.subtract(months=1).date().replace(day=1),
                                       months_ahead=settings.scheduler.materialise_months_ahead)
     app = create_app(runtime, scheduler=settings.scheduler, maildir=settings.maildir if catcher else None)
     _banner(settings, catcher.port if catcher else None)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
+MAX_LENGTH = 500
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
@@ -54,12 +55,16 @@ def compile_condition(text: str, known_fields: set[str] | frozenset[str]) -> Con
     """Compile `text`; raise ConditionError naming the first unsupported construct or unknown field."""
     if not isinstance(text, str) or not text.strip():
         raise ConditionError("a condition must be a non-empty text such as 'amount > 50000'")
+    if len(text) > MAX_LENGTH:
+        raise ConditionError(f"a condition is at most {MAX_LENGTH} characters; split the rule into steps")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        used: set[str] = set()
+        evaluate = _compile(tree.body, known_fields, used)
     except SyntaxError as exc:
         raise ConditionError(f"cannot read condition {text!r}: {exc.msg} at column {exc.offset}") from None
-    used: set[str] = set()
-    evaluate = _compile(tree.body, known_fields, used)
+    except RecursionError:
+        raise ConditionError("the condition is nested too deeply") from None
     return Condition(text=text, fields=frozenset(used), _evaluate=evaluate)
 
 

@@ -10,6 +10,9 @@ from policies.models import ApprovalPolicy, FormField
 from policies.org import Organisation
 
 
+MAX_NUMBER = Decimal(10) ** 15
+
+
 class FormError(ValueError):
     """A form that does not satisfy its policy; `problems` maps field name to message."""
 
@@ -29,7 +32,7 @@ def validate_form(policy: ApprovalPolicy, raw: Any, org: Organisation) -> dict[s
     values: dict[str, Any] = {}
     for name, spec in policy.form.items():
         value = raw.get(name)
-        if value is None or value == "":
+        if value is None or (isinstance(value, str) and not value.strip()):
             if spec.required:
                 problems[name] = f"{spec.label} is required"
             values[name] = None
@@ -64,8 +67,8 @@ def _coerce(spec: FormField, value: Any, org: Organisation) -> Any:
             number = Decimal(str(value).replace(",", "").strip())
         except InvalidOperation:
             raise ValueError(f"expected a number, got {value!r}") from None
-        if not number.is_finite():
-            raise ValueError("expected a finite number")
+        if not number.is_finite() or abs(number) >= MAX_NUMBER:
+            raise ValueError("expected a finite number below 10^15")
         if spec.type == "money":
             if number.as_tuple().exponent < -2:  # type: ignore[operator]
                 raise ValueError("money has at most two decimals (fen)")

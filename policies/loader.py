@@ -74,6 +74,7 @@ def policy_files(paths: Iterable[Path]) -> list[Path]:
 
 def load_policies(paths: Iterable[Path]) -> list[LoadedPolicy]:
     """Load every policy; raise one PolicyError with the problems of all files (and duplicate ids)."""
+    paths = list(paths)
     loaded: list[LoadedPolicy] = []
     problems: list[Problem] = []
     for path in policy_files(paths):
@@ -84,6 +85,8 @@ def load_policies(paths: Iterable[Path]) -> list[LoadedPolicy]:
             loaded.append(load_policy(path))
         except PolicyError as exc:
             problems.extend(exc.problems)
+    if not loaded and not problems:
+        problems.append(Problem(", ".join(str(p) for p in paths) or ".", 1, 1, "no policy files (*.yaml) found"))
     first: dict[str, LoadedPolicy] = {}
     for item in loaded:
         if item.id in first:

@@ -41,6 +41,8 @@ def read_yaml(text: str, *, file: str) -> tuple[Any, Marks]:
         raise PolicyError([Problem(file, line, col, f"not valid YAML: {exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Problem(file, 1, 1, f"not valid YAML: {exc}")]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise PolicyError([Problem(file, 1, 1, f"nested deeper than {MAX_DEPTH} levels")]) from None
     if node is None:
         raise PolicyError([Problem(file, 1, 1, "the file is empty")])
     marks: Marks = {}
@@ -71,11 +73,14 @@ def _build(node: yaml.Node, path: Path_, depth: int, marks: Marks, problems: lis
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                kl, kc = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            kl, kc = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS:
                 problems.append(Problem(file, kl, kc, "a key must be a plain word"))
                 continue
-            key = _scalars.construct_object(key_node)
+            key = _construct_scalar(key_node)
+            if key is _BAD or key == "<<":
+                problems.append(Problem(file, kl, kc, "a key must be a plain word (merge keys `<<` are not allowed)"))
+                continue
             marks[(*path, key, KEY)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
                 kl, kc = key_node.start_mark.line + 1, key_node.start_mark.column + 1
@@ -87,11 +92,23 @@ def _build(node: yaml.Node, path: Path_, depth: int, marks: Marks, problems: lis
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), depth + 1, marks, problems, file, seen)
                 for i, item in enumerate(node.value)]
+    value = _construct_scalar(node)
+    if value is _BAD:
+        problems.append(Problem(file, line, col, f"bad value {node.value!r} for its type {node.tag.rsplit(':', 1)[-1]}"))
+        return None
+    return value
+
+
+_BAD = object()
+
+
+def _construct_scalar(node: yaml.Node) -> Any:
+    """The scalar's value, or _BAD: PyYAML's constructors raise KeyError, IndexError, AttributeError
+    and more on malformed explicitly-typed scalars such as `!!bool maybe`."""
     try:
         return _scalars.construct_object(node)
-    except (yaml.constructor.ConstructorError, ValueError) as exc:
-        problems.append(Problem(file, line, col, f"bad value: {exc}"))
-        return None
+    except Exception:
+        return _BAD
 
 
 def mark_for(marks: Marks, loc: tuple[Any, ...]) -> tuple[int, int]:
