@@ -53,5 +53,6 @@ _HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>duly</
 <p>审批与报送时限，按中国法定工作日历计算。</p>
 <ul>
 <li><a href="/docs">REST API（OpenAPI 文档）</a></li>
-<li><a href="/api/tasks">我的待办</a> · <a href="/api/obligations">报送日历</a> · <a href="/api/mail">邮件收件箱（内置邮件捕获）</a></li>
+<li><a href="/api/tasks">我的待办</a> · <a href="/api/obligations">报送日历</a></li>
+<li><a href="/api/mail">邮件收件箱（内置邮件捕获）</a></li>
 </ul></body></html>"""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -10,6 +12,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+
+log = logging.getLogger("duly.api")
 
 
 def error_body(code: str, message: str, problems: object = None) -> dict[str, object]:
@@ -28,6 +32,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInputError, handler(422, "invalid"))
 
     async def stale(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("conflict answered 409: %s", exc)
         return JSONResponse(error_body("conflict", "someone else changed this first; reload and try again"),
                             status_code=409)
 

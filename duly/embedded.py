@@ -6,8 +6,6 @@ import asyncio
 import os
 import sys
 
-import pendulum
-
 from config import clock
 from config.settings import Settings
 from duly.bootstrap import DEMO_PASSWORD, prepare
@@ -97,11 +95,13 @@ def _banner(settings: Settings, catcher_port: int | None) -> None:
             "",
             "Try:",
             f"  curl -u huang.lei:{DEMO_PASSWORD} -H 'content-type: application/json' \\",
-            f"       -d '{{\"policy\":\"it-hardware-purchase\",\"form\":{{\"items\":\"笔记本电脑 10台\",\"amount\":\"48000\"}}}}' {url}/api/requests",
+            "       -d '{\"policy\":\"it-hardware-purchase\",\"form\":{\"items\":\"笔记本电脑 10台\","
+            f"\"amount\":\"48000\"}}}}' {url}/api/requests",
             f"  curl -u liu.yang:{DEMO_PASSWORD} {url}/api/tasks",
             f"  curl -u he.jing:{DEMO_PASSWORD} '{url}/api/obligations?period=2026-11'",
             f"  curl -u huang.lei:{DEMO_PASSWORD} {url}/api/mail",
             "",
-            f"Local time now: {clock.now().in_timezone(settings.timezone).format('YYYY-MM-DD HH:mm')} ({settings.timezone}). Ctrl-C stops everything.",
+            f"Local time now: {clock.now().in_timezone(settings.timezone).format('YYYY-MM-DD HH:mm')}"
+            f" ({settings.timezone}). Ctrl-C stops everything.",
         ]
     print("\n".join(line for line in lines if line is not None), flush=True)

@@ -9,7 +9,6 @@ from typing import Any
 from policies.models import ApprovalPolicy, FormField
 from policies.org import Organisation
 
-
 MAX_NUMBER = Decimal(10) ** 15
 
 

@@ -90,7 +90,8 @@ def load_policies(paths: Iterable[Path]) -> list[LoadedPolicy]:
     first: dict[str, LoadedPolicy] = {}
     for item in loaded:
         if item.id in first:
-            problems.append(Problem(item.source, 1, 1, f"policy id {item.id!r} is also used by {first[item.id].source}"))
+            other = first[item.id].source
+            problems.append(Problem(item.source, 1, 1, f"policy id {item.id!r} is also used by {other}"))
         first.setdefault(item.id, item)
     if problems:
         raise PolicyError(problems)

@@ -94,7 +94,8 @@ def _build(node: yaml.Node, path: Path_, depth: int, marks: Marks, problems: lis
                 for i, item in enumerate(node.value)]
     value = _construct_scalar(node)
     if value is _BAD:
-        problems.append(Problem(file, line, col, f"bad value {node.value!r} for its type {node.tag.rsplit(':', 1)[-1]}"))
+        kind = node.tag.rsplit(":", 1)[-1]
+        problems.append(Problem(file, line, col, f"bad value {node.value!r} for its type {kind}"))
         return None
     return value
 

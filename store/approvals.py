@@ -19,8 +19,15 @@ from store.notices import request_context, step_context
 from store.organisation import load_organisation, people_by_id
 from store.outbox import queue_message
 from store.runtime import Runtime
-from store.tables import (AssignmentRow, DecisionRow, DepartmentRow, PersonRow, RequestRow, StepRow,
-                          ThresholdRow)
+from store.tables import (
+    AssignmentRow,
+    DecisionRow,
+    DepartmentRow,
+    PersonRow,
+    RequestRow,
+    StepRow,
+    ThresholdRow,
+)
 
 
 async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: str, form: object,

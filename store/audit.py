@@ -22,7 +22,8 @@ GENESIS = "0" * 64
 
 def event_hash(prev_hash: str, *, seq: int, at: datetime, actor_id: str | None, action: str,
                subject_type: str, subject_id: str, data: dict[str, Any]) -> str:
-    body = json.dumps({"seq": seq, "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": actor_id, "action": action,
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = json.dumps({"seq": seq, "at": stamp, "actor": actor_id, "action": action,
                        "subject": [subject_type, subject_id], "data": data},
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
@@ -34,8 +35,7 @@ async def append_audit(session: AsyncSession, *, at: datetime, actor_id: str | N
     head = (await session.execute(
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update())).scalar_one_or_none()
     if head is None:
-        head = AuditHeadRow(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+        raise RuntimeError("the audit_head row is missing: was the database migrated (duly db upgrade)?")
     seq = head.seq + 1
     digest = event_hash(head.hash, seq=seq, at=at, actor_id=actor_id, action=action,
                         subject_type=subject_type, subject_id=str(subject_id), data=data)

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from policies.errors import PolicyError, Problem
 from policies.loader import load_policies, load_policy, load_policy_text

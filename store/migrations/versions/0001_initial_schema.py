@@ -12,7 +12,6 @@ from alembic import op
 
 import store.types  # noqa: F401
 
-
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -221,6 +220,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_decision_request_id'), ['request_id'], unique=False)
 
     # ### end Alembic commands ###
+    # the audit chain's head exists from the start, so the first writers lock it like all others
+    op.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" + "0" * 64 + "')")
 
 
 def downgrade() -> None:
