@@ -30,6 +30,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from config import clock as config_clock
+
 __all__ = ["CaughtMessage", "MailCatcher", "free_port", "get_caught", "list_caught"]
 
 _log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class MailCatcher:
         self.host = host
         self._port_was_chosen = port == 0
         self.port = port or free_port(host)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or config_clock.now
         self._controller: Controller | None = None
 
     @property

@@ -147,7 +147,7 @@ def build_email(
             "no spaces, no angle brackets)"
         )
     if date.utcoffset() is None:
-        raise ValueError("date must be timezone-aware, e.g. datetime.now(timezone.utc)")
+        raise ValueError("date must be timezone-aware (an instant in UTC or with an offset)")
 
     message = EmailMessage(policy=_POLICY)
     message["From"] = _address(sender, field="sender")
