@@ -1,0 +1,20 @@
+"""The policy language as typed, frozen models (`kind: approval` and `kind: calendar`).
+
+The reference with an example per feature is docs/policy-language.md. Texts such as SLAs
+("24 hours on working days") and due rules ("day 15 of next month") are parsed here, at load time,
+so a running system never meets a rule it cannot read.
+"""
+
+from __future__ import annotations
+
+from policies.models.approval import ApprovalPolicy, FormField, Step, validation_context
+from policies.models.calendar import CalendarPolicy, ObligationOverride, ObligationRules, ObligationSpec, Owner
+from policies.models.common import SLUG, DepartmentRef, Due, Duration, EscalationRung, PersonRule, Strict
+
+Policy = ApprovalPolicy | CalendarPolicy
+
+__all__ = [
+    "SLUG", "ApprovalPolicy", "CalendarPolicy", "DepartmentRef", "Due", "Duration", "EscalationRung", "FormField",
+    "ObligationOverride", "ObligationRules", "ObligationSpec", "Owner", "PersonRule", "Policy", "Step", "Strict",
+    "validation_context",
+]
