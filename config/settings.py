@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite under data_dir (sqlite:///.data/duly.db)"
     )
-    policy_paths: list[Path] = Field(default_factory=lambda: [PACKAGE_ROOT / "policies" / "library"])
+    policy_paths: list[Path] = Field(default_factory=lambda: [PACKAGE_ROOT / "policies" / "library" / "hospital"],
+                                     description="policy files or folders: one organisation profile")
     organisation_file: Path = Field(default=CONFIG_DIR / "demo-organisation.yaml")
     holidays_dir: Path = Field(default=CONFIG_DIR / "holidays")
     timezone: str = "Asia/Shanghai"

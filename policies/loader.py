@@ -7,9 +7,9 @@ import hashlib
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,11 @@ class LoadedPolicy:
     source: str
     text: str
     content_hash: str
+    profile: str = ""
+
+    @property
+    def profile_dir(self) -> Path:
+        return Path(self.source).parent
 
     @property
     def id(self) -> str:
@@ -53,27 +58,38 @@ def load_policy_text(text: str, *, file: str = "<text>") -> LoadedPolicy:
     return LoadedPolicy(policy=policy, source=file, text=text, content_hash=digest)  # type: ignore[arg-type]
 
 
+ORGANISATION_FILE = "organisation.yaml"
+"""A profile folder may hold its sample organisation under this name; it is not a policy."""
+
+
 def load_policy(path: Path) -> LoadedPolicy:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise PolicyError([Problem(str(path), 1, 1, "the file is not UTF-8 text")]) from None
-    return load_policy_text(text, file=str(path))
+    loaded = load_policy_text(text, file=str(path))
+    return replace(loaded, profile=path.parent.name)
 
 
 def policy_files(paths: Iterable[Path]) -> list[Path]:
-    """Every *.yaml / *.yml under the given files and folders, sorted."""
+    """Every *.yaml / *.yml under the given files and folders (but organisation files), sorted."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+            found.extend(sorted(p for p in path.rglob("*")
+                                if p.suffix in (".yaml", ".yml") and p.name != ORGANISATION_FILE))
         else:
             found.append(path)
     return found
 
 
-def load_policies(paths: Iterable[Path]) -> list[LoadedPolicy]:
-    """Load every policy; raise one PolicyError with the problems of all files (and duplicate ids)."""
+def load_policies(paths: Iterable[Path], *, unique_ids: Literal["profile", "all"] = "profile") -> list[LoadedPolicy]:
+    """Load every policy; raise one PolicyError with the problems of all files.
+
+    Organisation profiles are folders (`policies/library/hospital/`); ids must be unique within a profile
+    (`unique_ids="profile"`, for checking a whole library) or across everything loaded (`"all"`, for a
+    running system, which can hold one version of each id).
+    """
     paths = list(paths)
     loaded: list[LoadedPolicy] = []
     problems: list[Problem] = []
@@ -87,12 +103,14 @@ def load_policies(paths: Iterable[Path]) -> list[LoadedPolicy]:
             problems.extend(exc.problems)
     if not loaded and not problems:
         problems.append(Problem(", ".join(str(p) for p in paths) or ".", 1, 1, "no policy files (*.yaml) found"))
-    first: dict[str, LoadedPolicy] = {}
+    first: dict[tuple[str, str], LoadedPolicy] = {}
     for item in loaded:
-        if item.id in first:
-            other = first[item.id].source
-            problems.append(Problem(item.source, 1, 1, f"policy id {item.id!r} is also used by {other}"))
-        first.setdefault(item.id, item)
+        key = (str(item.profile_dir) if unique_ids == "profile" else "", item.id)
+        if key in first:
+            other = first[key].source
+            hint = None if unique_ids == "profile" else "load one organisation profile (one folder) at a time"
+            problems.append(Problem(item.source, 1, 1, f"policy id {item.id!r} is also used by {other}", hint))
+        first.setdefault(key, item)
     if problems:
         raise PolicyError(problems)
     return loaded

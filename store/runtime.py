@@ -43,7 +43,7 @@ async def build_runtime(settings: Settings, *, sync_policies_now: object | None 
                       public_url=settings.public_url, sqlite=is_sqlite(url), settings=settings)
     async with runtime.sessions() as session, session.begin():
         if sync_policies_now is not None:
-            await runtime.registry.sync(session, load_policies(settings.policy_paths),
+            await runtime.registry.sync(session, load_policies(settings.policy_paths, unique_ids="all"),
                                         now=sync_policies_now)  # type: ignore[arg-type]
         else:
             await runtime.registry.load_current(session)

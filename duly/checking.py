@@ -1,0 +1,55 @@
+"""`duly check`: policies, organisation profiles and holiday-year files, every problem at once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from policies.calendar import CalendarDataError, load_holiday_year
+from policies.errors import PolicyError, Problem
+from policies.loader import LoadedPolicy, load_policies, policy_files
+
+HOLIDAY_FILE = re.compile(r"^\d{4}\.ya?ml$")
+_LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$", re.S)
+
+
+@dataclass
+class CheckReport:
+    policies: list[LoadedPolicy] = field(default_factory=list)
+    holiday_years: list[tuple[Path, int]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def is_holiday_file(path: Path) -> bool:
+    """A holiday-year file is named after its year (config/holidays/2027.yaml)."""
+    return bool(HOLIDAY_FILE.match(path.name))
+
+
+def check_paths(paths: list[Path]) -> CheckReport:
+    report = CheckReport()
+    files = policy_files(paths)
+    holiday_files = [p for p in files if is_holiday_file(p)]
+    policy_paths = [p for p in files if not is_holiday_file(p)]
+    for path in holiday_files:
+        try:
+            report.holiday_years.append((path, load_holiday_year(path).year))
+        except CalendarDataError as exc:
+            report.problems.extend(_as_problem(text, path) for text in exc.problems)
+    if policy_paths or not holiday_files:
+        try:
+            report.policies = load_policies(policy_paths if holiday_files else paths)
+        except PolicyError as exc:
+            report.problems.extend(exc.problems)
+    return report
+
+
+def _as_problem(text: str, path: Path) -> Problem:
+    match = _LOCATED.match(text)
+    if not match:
+        return Problem(str(path), 1, 1, text)
+    return Problem(match["file"], int(match["line"]), int(match["col"]), match["message"])
