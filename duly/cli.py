@@ -35,8 +35,9 @@ def check(paths: Annotated[list[Path], typer.Argument(help="policy files or fold
             typer.echo(f"ok  {p.source}  ({p.policy.kind} {p.id})")
         for f, year in report.holiday_years:
             typer.echo(f"ok  {f}  (holiday arrangement {year})")
+        errors = sum(p.severity == "error" for p in report.problems)
         if report.problems:
-            typer.echo(f"{len(report.problems)} problem(s)", err=True)
+            typer.echo(f"{errors} error(s), {len(report.problems) - errors} warning(s)", err=True)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -7,7 +7,7 @@ import hashlib
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from policies.errors import PolicyError, Problem
 from policies.models import ApprovalPolicy, CalendarPolicy, Policy, validation_context
-from policies.yaml_source import KEY, mark_for, read_yaml
+from policies.yaml_source import KEY, Marks, mark_for, read_yaml
 
 KINDS: dict[str, type[BaseModel]] = {"approval": ApprovalPolicy, "calendar": CalendarPolicy}
 
@@ -29,6 +29,11 @@ class LoadedPolicy:
     text: str
     content_hash: str
     profile: str = ""
+    marks: Marks = field(default_factory=dict, compare=False, repr=False)  # path → (line, col), for lint
+
+    def where(self, *path: str | int) -> tuple[int, int]:
+        """The 1-based line and column of `path` (or of its nearest written parent)."""
+        return mark_for(self.marks, path)
 
     @property
     def profile_dir(self) -> Path:
@@ -55,7 +60,7 @@ def load_policy_text(text: str, *, file: str = "<text>") -> LoadedPolicy:
     except ValidationError as exc:
         raise PolicyError(_problems(exc.errors(), marks, file, model)) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedPolicy(policy=policy, source=file, text=text, content_hash=digest)  # type: ignore[arg-type]
+    return LoadedPolicy(policy=policy, source=file, text=text, content_hash=digest, marks=marks)  # type: ignore[arg-type]
 
 
 ORGANISATION_FILE = "organisation.yaml"

@@ -52,7 +52,7 @@ def test_misspelled_key_exits_1_with_file_line_column_and_hint(tmp_path: Path) -
     lines = result.stderr.splitlines()
     assert lines[0] == f"{path}:9:5: steps[0]: unknown key 'aprovers'"
     assert lines[1].startswith("  hint: did you mean 'approvers'?")
-    assert lines[-1] == "1 problem(s)"
+    assert lines[-1] == "1 error(s), 0 warning(s)"
     assert "Traceback" not in result.stderr
 
 
