@@ -6,9 +6,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.settings import CONFIG_DIR
 from policies.calendar import CalendarDataError, load_holiday_year
 from policies.errors import PolicyError, Problem
-from policies.loader import LoadedPolicy, load_policies, policy_files
+from policies.lint import lint
+from policies.loader import ORGANISATION_FILE, LoadedPolicy, load_policies, policy_files
+from policies.org import Organisation
+from store.errors import InvalidInputError
+from store.organisation import read_organisation_file
+
+DEFAULT_ORGANISATION = CONFIG_DIR / "demo-organisation.yaml"
 
 HOLIDAY_FILE = re.compile(r"^\d{4}\.ya?ml$")
 _LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$", re.S)
@@ -31,7 +38,24 @@ def is_holiday_file(path: Path) -> bool:
     return bool(HOLIDAY_FILE.match(path.name))
 
 
-def check_paths(paths: list[Path]) -> CheckReport:
+def organisation_for(policy: LoadedPolicy, default: Path | None, cache: dict[Path, Organisation | None],
+                     problems: list[Problem]) -> Organisation | None:
+    """The profile's own organisation.yaml, else `default` (the demo organisation unless told otherwise)."""
+    path = policy.profile_dir / ORGANISATION_FILE
+    if not path.exists():
+        path = default or DEFAULT_ORGANISATION
+    if path not in cache:
+        try:
+            seed = read_organisation_file(path)
+            cache[path] = Organisation.of(seed.organisation, seed.departments, seed.people)
+        except InvalidInputError as exc:
+            problems.append(Problem(str(path), 1, 1, f"cannot use this organisation for checks: {exc}"))
+            cache[path] = None
+    return cache[path]
+
+
+def check_paths(paths: list[Path], *, organisation: Path | None = None) -> CheckReport:
+    """Load everything, then lint each policy against its profile's organisation."""
     report = CheckReport()
     files = policy_files(paths)
     holiday_files = [p for p in files if is_holiday_file(p)]
@@ -46,6 +70,10 @@ def check_paths(paths: list[Path]) -> CheckReport:
             report.policies = load_policies(policy_paths if holiday_files else paths)
         except PolicyError as exc:
             report.problems.extend(exc.problems)
+    cache: dict[Path, Organisation | None] = {}
+    for item in report.policies:
+        report.problems.extend(lint(item, organisation_for(item, organisation, cache, report.problems)))
+    report.problems.sort(key=lambda p: (p.file, p.line, p.column))
     return report
 
 

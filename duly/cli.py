@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,12 +15,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 @app.command()
 def check(paths: Annotated[list[Path], typer.Argument(help="policy files or folders")],
-          as_json: Annotated[bool, typer.Option("--json", help="print the problems as JSON")] = False) -> None:
+          as_json: Annotated[bool, typer.Option("--json", help="print the problems as JSON")] = False,
+          organisation: Annotated[Path | None, typer.Option(
+              help="organisation file for the people checks (default: the profile's organisation.yaml, "
+                   "else the demo organisation)")] = None) -> None:
     """Check policies (and holiday-year files such as config/holidays/2027.yaml); print every problem as
     file:line:col with a hint and exit 1 if there is any."""
     from duly.checking import check_paths
 
-    report = check_paths(paths)
+    report = check_paths(paths, organisation=organisation)
     if as_json:
         typer.echo(json.dumps({
             "ok": report.ok,
@@ -81,6 +85,48 @@ def impact(paths: Annotated[list[Path], typer.Argument(help="policy files or fol
 
     for line in asyncio.run(run()):
         typer.echo(line)
+
+
+@app.command()
+def explain(
+    policy: Annotated[str, typer.Argument(help="a policy file, or the id of a policy in --policies")],
+    requester: Annotated[str, typer.Option(help="the person filing the request (id)")],
+    form: Annotated[list[str] | None, typer.Option("--form", help="a form value as field=value (repeat)")] = None,
+    organisation: Annotated[Path | None, typer.Option(help="organisation file (default: the demo one)")] = None,
+    policies: Annotated[list[Path] | None, typer.Option(help="where to find a policy named by id")] = None,
+    at: Annotated[str | None, typer.Option(help="file at this instant for sample deadlines, 2026-09-30T16:00")] = None,
+) -> None:
+    """Show the route a request would take: each step, who is asked and why, SLAs and escalations."""
+    from duly.explain import run_explain
+
+    lines, code = run_explain(policy, form or [], requester, organisation_file=organisation, policy_paths=policies,
+                              at=at)
+    for line in lines:
+        typer.echo(line, err=code == 2)
+    raise typer.Exit(code)
+
+
+@app.command()
+def simulate(
+    paths: Annotated[list[Path], typer.Argument(help="policy files or folders")],
+    start: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="first due date")] = None,
+    end: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="last due date")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or ics")] = "table",
+    organisation: Annotated[Path | None, typer.Option(help="organisation file: check owners, show names")] = None,
+) -> None:
+    """Every deadline of the calendar policies due from --from to --to (default: this year)."""
+    import time
+
+    started = time.perf_counter()  # the whole run, imports and loading included
+    from duly.simulate import run_simulate
+
+    output, messages, code = run_simulate(paths, first=start.date() if start else None,
+                                          last=end.date() if end else None, fmt=fmt, organisation_file=organisation)
+    typer.echo(output, nl=False)
+    for line in messages:
+        typer.echo(line, err=True)
+    typer.echo(f"elapsed {time.perf_counter() - started:.2f} s", err=True)
+    raise typer.Exit(code)
 
 
 db_app = typer.Typer(help="database maintenance")
