@@ -1,4 +1,15 @@
-"""Validate a request's form against its policy: types, limits, required fields; every problem at once."""
+"""Validate a request's form against its policy: types, limits, required fields; every problem at once.
+
+Rules:
+- money and number values are exact Decimals (never floats): `50000.00` is not above `50000`; money has at
+  most two decimals (fen) and is normalised to two; numbers are finite and below 10^15;
+- a date is ISO (2026-11-15); text has no NUL and at most `max_length` characters; a choice is one of
+  `choices`; a person / department value names one in the organisation;
+- an attachment value is a reference: a non-empty id string (the file store's id, or the registration
+  number of a sealed paper copy), or an object `{name, kind}` whose kind is one of the field's `kinds`
+  (a `paper: true` field takes kind `paper`);
+- a required field may not be empty; a key that is not a field is a problem; every problem is reported.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +21,7 @@ from policies.models import ApprovalPolicy, FormField
 from policies.org import Organisation
 
 MAX_NUMBER = Decimal(10) ** 15
+MAX_REFERENCE = 500
 
 
 class FormError(ValueError):
@@ -58,6 +70,28 @@ def form_to_json(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _attachment(spec: FormField, value: Any) -> str | dict[str, str]:
+    if isinstance(value, str):
+        if not value.strip() or len(value) > MAX_REFERENCE or "\x00" in value:
+            raise ValueError(f"expected an attachment id of 1-{MAX_REFERENCE} characters")
+        return value.strip()
+    if not isinstance(value, dict):
+        raise ValueError("expected an attachment id, or an object {name, kind}")
+    unknown = sorted(str(k) for k in value if k not in ("name", "kind"))
+    if unknown:
+        raise ValueError(f"unknown attachment key(s) {', '.join(unknown)} (allowed: name, kind)")
+    name, kind = value.get("name"), value.get("kind")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_REFERENCE or "\x00" in name:
+        raise ValueError(f"an attachment needs a name of 1-{MAX_REFERENCE} characters")
+    allowed = ("paper",) if spec.paper else spec.kinds
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"an attachment needs a kind ({', '.join(allowed or ('pdf', 'image', '...'))})")
+    if allowed is not None and kind not in allowed:
+        what = "a sealed paper copy" if spec.paper else "an attachment"
+        raise ValueError(f"{what} of kind {kind!r} is not accepted here (kinds: {', '.join(allowed)})")
+    return {"name": name.strip(), "kind": kind}
+
+
 def _coerce(spec: FormField, value: Any, org: Organisation) -> Any:
     if spec.type in ("money", "number"):
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -77,6 +111,8 @@ def _coerce(spec: FormField, value: Any, org: Organisation) -> Any:
         if spec.max is not None and number > spec.max:
             raise ValueError(f"must be at most {spec.max}")
         return number
+    if spec.type == "attachment":
+        return _attachment(spec, value)
     if spec.type == "date":
         try:
             return dt.date.fromisoformat(str(value))

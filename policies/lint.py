@@ -122,7 +122,7 @@ def _approvers(loaded: LoadedPolicy, policy: ApprovalPolicy, org: Organisation) 
                      if c.person_id != requester]
             largest = max(largest, len(found))
             approvers_of[requester] = found
-        if step.approvers.key != "field" and largest == 0:
+        if largest == 0 and _knowable(step.approvers):
             yield _problem(loaded, ("steps", index, "approvers"),
                            f"step {step.id!r}: {step.approvers.describe()} names nobody in the organisation "
                            f"{org.name!r}", "check the role, department code or person id against the organisation")
@@ -137,6 +137,11 @@ def _approvers(loaded: LoadedPolicy, policy: ApprovalPolicy, org: Organisation) 
             if rule is None:
                 continue
             yield from _rung(loaded, ("steps", index, "escalate", rung_index), step.id, rule, org, approvers_of)
+
+
+def _knowable(rule: Any) -> bool:
+    """Whether who a rule names can be known without a filed form or an earlier approver."""
+    return rule.key != "field" and not getattr(rule, "form_fields", ()) and not rule.refers_to("approver")
 
 
 def _rung(loaded: LoadedPolicy, path: tuple[Any, ...], step_id: str, rule: Any, org: Organisation,

@@ -182,7 +182,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
+        return sorted(info.alias or name for name, info in current.model_fields.items())  # `in`, not `within`
     return []
 
 

@@ -70,6 +70,32 @@ class Organisation:
         person = self.people.get(person_id)
         return self.departments.get(person.department) if person else None
 
+    def label(self, person_id: str) -> str:
+        """"刘洋 liu.yang": how a person is named in traces and explanations."""
+        person = self.people.get(person_id)
+        return f"{person.name} {person.id}" if person else person_id
+
+    def department_label(self, code: str) -> str:
+        """"综合管理部 (general)"."""
+        department = self.departments.get(code)
+        return f"{department.name} ({code})" if department else code
+
+    def superior_of(self, person_id: str) -> tuple[str, str] | None:
+        """The person's superior and why, or None at the top.
+
+        Rule: the head of the person's department; when the person is that head (or the department has
+        no head), the department's leader in charge (分管领导). Nobody is their own superior.
+        """
+        department = self.department_of(person_id)
+        if department is None:
+            return None
+        where = self.department_label(department.code)
+        if department.head and department.head != person_id:
+            return department.head, f"head of {where}"
+        if department.leader_in_charge and department.leader_in_charge != person_id:
+            return department.leader_in_charge, f"leader in charge (分管领导) of {where}"
+        return None
+
     def problems(self) -> list[str]:
         """References that point nowhere (a head who is not a person, a person in no department)."""
         found = []

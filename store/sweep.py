@@ -1,5 +1,10 @@
 """Fire thresholds that have come due: one indexed range scan, then compare-and-set per threshold.
 
+A step threshold reminds the undecided assignees (`remind-n`, mailed as `step_assigned` with the event key
+`step:<id>:remind-n`), or fires an escalation rung: notify (督办 mail, the people become watchers),
+reassign (the undecided places move; new assignments and `step_assigned` mail), or decide (the system
+approves or rejects, as actor "system"; audit and outbox as for a person's decision).
+
 A threshold moves from `pending` to `fired` (or `skipped` when its item is no longer open) with
 `UPDATE ... WHERE state = 'pending'`; only the transaction whose update matched applies the effects,
 so each threshold fires once even when two sweeps overlap. On PostgreSQL the scan also takes
@@ -14,10 +19,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from policies.escalation import fires
+from policies.chain import SYSTEM, DecisionError
+from policies.escalation import fires, rung_effect
 from policies.models import ApprovalPolicy, CalendarPolicy, PersonRule
 from policies.org import Organisation
 from policies.routing import Context, resolve_people
+from store.approvals import apply_decision, assign, notify_assigned, request_state
 from store.audit import append_audit
 from store.notices import obligation_context, request_context, step_context
 from store.organisation import load_organisation, people_by_id
@@ -68,11 +75,58 @@ async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation,
     assert request is not None
     policy = (await runtime.registry.version(session, request.policy_version_id)).policy
     assert isinstance(policy, ApprovalPolicy)
-    spec = next(s for s in policy.steps if s.id == step.step_key)
-    rung = spec.escalate[threshold.rung or 0]
     waiting_on = [a for a in step.assignees if a not in step.approved_by]
-    targets = _targets(rung.notify, org, [Context(requester=request.requester_id, approver=a, form=request.form)
-                                          for a in waiting_on], exclude={request.requester_id, *waiting_on})
+    if threshold.action == "remind":
+        # No `step_reminder` template yet: the reminder reuses `step_assigned` (the notifications issue).
+        await append_audit(session, at=now, actor_id=None, action="step.reminded", subject_type="request",
+                           subject_id=request.id or 0,
+                           data={"step": step.step_key, "threshold": threshold.key, "to": waiting_on})
+        await notify_assigned(session, runtime, request, policy, step, waiting_on,
+                              event_key=f"step:{step.id}:{threshold.key}", now=now)
+        return "fired"
+    rung = policy.step(step.step_key).escalate[threshold.rung or 0]
+    state, rows = await request_state(session, request, policy)
+    try:
+        effect = rung_effect(policy, state, step.position, rung, org=org, form=request.form)
+    except DecisionError as exc:
+        await append_audit(session, at=now, actor_id=None, action="step.escalation_failed", subject_type="request",
+                           subject_id=request.id or 0,
+                           data={"step": step.step_key, "threshold": threshold.key, "action": rung.action,
+                                 "reason": exc.reason, "message": str(exc)})
+        return "fired"
+    if effect.action == "decide":
+        assert effect.decision is not None
+        await apply_decision(session, runtime, request, rows, policy, effect.decision, now=now,
+                             data={"threshold": threshold.key, "automatic": True})
+        return "fired"
+    if effect.action == "reassign":
+        assert effect.decision is not None
+        await apply_decision(session, runtime, request, rows, policy, effect.decision, now=now)
+        await _reassign(session, runtime, request, policy, step, threshold, waiting_on, list(effect.targets), now)
+        return "fired"
+    await _notify(session, runtime, request, policy, step, threshold, waiting_on, list(effect.targets), now)
+    return "fired"
+
+
+async def _reassign(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
+                    step: StepRow, threshold: ThresholdRow, waiting_on: list[str], targets: list[str],
+                    now: datetime) -> None:
+    """The step's undecided places went to `targets`: their assignments open, the others' close."""
+    await session.execute(update(AssignmentRow).where(
+        AssignmentRow.step_id == step.id, AssignmentRow.kind == "approver",  # type: ignore[arg-type]
+        AssignmentRow.person_id.in_(waiting_on)).values(open=False))  # type: ignore[attr-defined]
+    await assign(session, step, targets)
+    await append_audit(session, at=now, actor_id=SYSTEM, action="step.reassigned", subject_type="request",
+                       subject_id=request.id or 0,
+                       data={"step": step.step_key, "threshold": threshold.key, "from": waiting_on, "to": targets})
+    await notify_assigned(session, runtime, request, policy, step, targets, event_key=f"threshold:{threshold.id}",
+                          now=now)
+
+
+async def _notify(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
+                  step: StepRow, threshold: ThresholdRow, waiting_on: list[str], targets: list[str],
+                  now: datetime) -> None:
+    """督办: the rung's people are told (and may see the request); the step stays with its assignees."""
     existing = set((await session.execute(select(AssignmentRow.person_id).where(
         AssignmentRow.step_id == step.id, AssignmentRow.kind == "watcher"))).scalars())
     for person_id in targets:
@@ -93,7 +147,6 @@ async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation,
     for person_id in targets:
         queue_message(session, event_key=f"threshold:{threshold.id}", event="step_escalated",
                       recipient=people[person_id], context=context, now=now)
-    return "fired"
 
 
 async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organisation, threshold: ThresholdRow,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -41,14 +42,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"duly: PostgreSQL tests {'run against ' + POSTGRES_URL if not _PG_PROBLEM else 'skip: ' + _PG_PROBLEM}"
 
 
-def _fresh_postgres_database() -> tuple[str, str]:
-    import psycopg
+def _postgres_url(name: str) -> str:
     from sqlalchemy.engine import make_url
+
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _fresh_postgres_database(template: str | None = None) -> tuple[str, str]:
+    import psycopg
 
     name = f"duly_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False), name
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return _postgres_url(name), name
 
 
 def _drop_postgres_database(name: str) -> None:
@@ -58,16 +64,56 @@ def _drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database of each kind for one test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'duly.db'}"
-        return
+def _require_postgres() -> None:
     if _PG_PROBLEM:
         if REQUIRE_POSTGRES:
             pytest.fail(f"DULY_REQUIRE_POSTGRES=1 but {_PG_PROBLEM}")
         pytest.skip(_PG_PROBLEM)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; tests get copies (migrating costs ~0.5 s a test)."""
+    from store.db import migrate
+
+    path = tmp_path_factory.mktemp("template") / "duly.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once per session; tests get `CREATE DATABASE … TEMPLATE` copies."""
+    from store.db import migrate
+
+    _require_postgres()
+    url, name = _fresh_postgres_database()
+    migrate(url)
+    yield name
+    _drop_postgres_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new database of each kind for one test, migrated to the newest schema and otherwise empty."""
+    if request.param == "sqlite":
+        path = tmp_path / "duly.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    _require_postgres()
+    url, name = _fresh_postgres_database(template=request.getfixturevalue("postgres_template"))
+    yield url
+    _drop_postgres_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, truly empty database of each kind (for migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    _require_postgres()
     url, name = _fresh_postgres_database()
     yield url
     _drop_postgres_database(name)

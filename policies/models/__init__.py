@@ -7,14 +7,25 @@ so a running system never meets a rule it cannot read.
 
 from __future__ import annotations
 
-from policies.models.approval import ApprovalPolicy, FormField, Step, validation_context
+from policies.models.approval import ApprovalPolicy, FormField, Outcomes, SeparationOfDuties, validation_context
 from policies.models.calendar import CalendarPolicy, ObligationOverride, ObligationRules, ObligationSpec, Owner
-from policies.models.common import SLUG, DepartmentRef, Due, Duration, EscalationRung, PersonRule, Strict
+from policies.models.common import (
+    SLUG,
+    DepartmentRef,
+    Due,
+    Duration,
+    EscalationRung,
+    LadderRung,
+    PersonRule,
+    RuleDepartment,
+    Strict,
+)
+from policies.models.steps import SendBack, Step
 
 Policy = ApprovalPolicy | CalendarPolicy
 
 __all__ = [
     "SLUG", "ApprovalPolicy", "CalendarPolicy", "DepartmentRef", "Due", "Duration", "EscalationRung", "FormField",
-    "ObligationOverride", "ObligationRules", "ObligationSpec", "Owner", "PersonRule", "Policy", "Step", "Strict",
-    "validation_context",
+    "LadderRung", "ObligationOverride", "ObligationRules", "ObligationSpec", "Outcomes", "Owner", "PersonRule",
+    "Policy", "RuleDepartment", "SendBack", "SeparationOfDuties", "Step", "Strict", "validation_context",
 ]

@@ -7,9 +7,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 
-from policies.chain import DecisionError, RouteError, StepState, decide_step, plan_route
+from policies.chain import (
+    Action,
+    Approval,
+    DecisionError,
+    RequestState,
+    RouteError,
+    StepState,
+    apply_action,
+    plan_route,
+)
 from policies.forms import FormError, validate_form
 from policies.loader import load_policy
 from policies.models import ApprovalPolicy
@@ -58,7 +68,7 @@ class TestRouting:
     def test_fifty_thousand_goes_to_the_head_of_general_management(self) -> None:
         [step] = plan_route(POLICY, form("50000.00"), REQUESTER, ORG)
         assert (step.step_id, step.assignees, step.why) == ("general-management", ("liu.yang",),
-                                                             ("head of 综合管理部",))
+                                                             ("head of 综合管理部 (general)",))
 
     def test_one_fen_more_goes_to_the_cfo(self) -> None:
         [step] = plan_route(POLICY, form("50000.01"), REQUESTER, ORG)
@@ -98,23 +108,36 @@ class TestRouting:
         assert plan_route(POLICY, form("60"), "clerk", org)[0].assignees == ("boss",)
 
 
-def decide(state: StepState, actor: str, verb: str = "approve", reason: str | None = None) -> Any:
-    return decide_step(state, actor=actor, requester=REQUESTER, verb=verb, reason=reason)  # type: ignore[arg-type]
+NOW = pendulum.datetime(2026, 9, 30, 16, tz="Asia/Shanghai")
 
 
-def refusal(state: StepState, actor: str, verb: str = "approve", reason: str | None = None) -> str:
+def request(mode: str, approved_by: tuple[str, ...] = (), assignees: tuple[str, ...] = ("liu.yang", "wang.xiuying")
+            ) -> RequestState:
+    step = StepState(key="general-management", policy_step="general-management", title="审批", mode=mode,
+                     state="pending", assignees=assignees,  # type: ignore[arg-type]
+                     approvals=tuple(Approval(place=p, actor=p) for p in approved_by))
+    return RequestState(requester=REQUESTER, policy=POLICY.id, steps=(step,))
+
+
+def decide(state: RequestState, actor: str, verb: str = "approve", reason: str | None = None) -> StepState:
+    decision = apply_action(POLICY, state, Action(verb=verb, actor=actor, reason=reason),  # type: ignore[arg-type]
+                            org=ORG, now=NOW)
+    return decision.after.steps[0]
+
+
+def refusal(state: RequestState, actor: str, verb: str = "approve", reason: str | None = None) -> str:
     with pytest.raises(DecisionError) as excinfo:
         decide(state, actor, verb, reason)
     return excinfo.value.reason
 
 
-ANY = StepState(mode="any", assignees=("liu.yang", "wang.xiuying"))
-ALL = StepState(mode="all", assignees=("liu.yang", "wang.xiuying"))
+ANY = request("any")
+ALL = request("all")
 
 
 class TestDecisions:
     def test_requester_cannot_decide_their_own_request(self) -> None:
-        state = StepState(mode="any", assignees=(REQUESTER, "liu.yang"))
+        state = request("any", assignees=(REQUESTER, "liu.yang"))
         assert refusal(state, REQUESTER) == "own_request"
 
     def test_person_not_assigned_cannot_decide(self) -> None:
@@ -134,16 +157,14 @@ class TestDecisions:
     def test_all_mode_waits_for_every_assignee(self) -> None:
         first = decide(ALL, "liu.yang")
         assert (first.state, first.approved_by) == ("pending", ("liu.yang",))
-        second = decide(StepState("all", ALL.assignees, first.approved_by), "wang.xiuying")
+        second = decide(request("all", first.approved_by), "wang.xiuying")
         assert (second.state, second.approved_by) == ("approved", ("liu.yang", "wang.xiuying"))
 
     def test_all_mode_second_approval_by_the_same_person_is_refused(self) -> None:
-        state = StepState("all", ALL.assignees, approved_by=("liu.yang",))
-        assert refusal(state, "liu.yang") == "already_decided"
+        assert refusal(request("all", ("liu.yang",)), "liu.yang") == "already_decided"
 
     def test_all_mode_one_rejection_rejects_after_partial_approval(self) -> None:
-        state = StepState("all", ALL.assignees, approved_by=("liu.yang",))
-        outcome = decide(state, "wang.xiuying", "reject", "型号不符")
+        outcome = decide(request("all", ("liu.yang",)), "wang.xiuying", "reject", "型号不符")
         assert (outcome.state, outcome.approved_by) == ("rejected", ("liu.yang",))
 
 

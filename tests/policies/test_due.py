@@ -58,7 +58,7 @@ class TestPeriods:
     def test_unknown_period_kind_is_refused(self) -> None:
         with pytest.raises(ValueError) as excinfo:
             period_containing(D(2026, 10, 1), "fortnightly")
-        assert "expected one of: monthly" in str(excinfo.value)
+        assert "expected one of: daily, weekly, monthly, quarterly, half-yearly, yearly" in str(excinfo.value)
 
     def test_inverted_range_is_refused(self) -> None:
         with pytest.raises(ValueError):
@@ -78,12 +78,13 @@ class TestDueRuleText:
     ])
     def test_english_and_chinese_forms_are_understood(self, text: str, day: int, offset: int) -> None:
         rule = parse_due_rule(text)
-        assert (rule.day, rule.month_offset, rule.text) == (day, offset, text)
+        assert (rule.kind, rule.day, rule.offset, rule.text) == ("day_of_month", day, offset, text)
 
     def test_unknown_text_shows_an_example(self) -> None:
         with pytest.raises(ValueError) as excinfo:
             parse_due_rule("15th")
-        assert str(excinfo.value) == 'expected a rule like "day 15 of next month", got "15th"'
+        assert str(excinfo.value).startswith('expected a rule like "day 15 of next month", got "15th" (accepted: ')
+        assert "<Month> N of this|next year" in str(excinfo.value) and "次年第一季度内" in str(excinfo.value)
 
     def test_day_beyond_31_is_refused(self) -> None:
         with pytest.raises(ValueError) as excinfo:
@@ -124,7 +125,8 @@ class TestMonthlyOutpatientReport:
 
     def test_deadline_serialises_with_its_offset(self) -> None:
         assert due().model_dump_json() == (
-            '{"at":"2026-11-15T23:59:59+08:00","nominal":"2026-11-15","shift":"none","provisional":false}')
+            '{"at":"2026-11-15T23:59:59+08:00","nominal":"2026-11-15","shift":"none","provisional":false,'
+            '"internal_at":null}')
 
 
 class TestMonthEnds:
