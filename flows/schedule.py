@@ -6,6 +6,7 @@ mode, where Prefect deployments own the schedules). Missed runs after a restart 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,8 +31,17 @@ async def run_sweep() -> None:
     await _run("sweep", sweep())
 
 
+_deliver_again = asyncio.Event()
+
+
 async def run_deliver() -> None:
-    await _run("deliver", deliver())
+    """Deliver, and again while a nudge arrived during the run (the scheduler skips a job that is
+    already running, so a nudge then would otherwise wait for the next tick)."""
+    while True:
+        _deliver_again.clear()
+        await _run("deliver", deliver())
+        if not _deliver_again.is_set():
+            return
 
 
 async def run_materialise(months_ahead: int) -> None:
@@ -55,6 +65,8 @@ def nudge(scheduler: AsyncIOScheduler | None, job_id: str = "deliver") -> None:
     """Run a job now (after a decision queued mail) instead of at its next tick."""
     if scheduler is None or not scheduler.running:
         return
+    if job_id == "deliver":
+        _deliver_again.set()
     job = scheduler.get_job(job_id)
     if job is not None:
         job.modify(next_run_time=clock.now())
