@@ -37,8 +37,13 @@ def _unauthorised(message: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Basic realm="duly"'})
 
 
-async def _verify(person: PersonRow, password: str) -> bool:
-    if not person.password_hash or not person.active:
+_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
+async def _verify(person: PersonRow | None, password: str) -> bool:
+    if person is None or not person.password_hash or not person.active:
+        # the same argon2 work as a real check, so timing does not tell which accounts exist
+        await run_in_threadpool(_verifies, _DUMMY_HASH, password)
         return False
     digest = hmac.new(_cache_key, f"{person.id}\0{password}\0{person.password_hash}".encode(),
                       hashlib.sha256).hexdigest()
@@ -46,9 +51,7 @@ async def _verify(person: PersonRow, password: str) -> bool:
     now = time.monotonic()
     if hit and hit[0] > now:
         return True
-    try:
-        await run_in_threadpool(hasher.verify, person.password_hash, password)
-    except (VerificationError, InvalidHashError):
+    if not await run_in_threadpool(_verifies, person.password_hash, password):
         return False
     if len(_cache) > 10_000:
         _cache.clear()
@@ -56,24 +59,35 @@ async def _verify(person: PersonRow, password: str) -> bool:
     return True
 
 
+def _verifies(password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 async def current_person(request: Request,
                          credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> PersonRow:
     if credentials is None:
         raise _unauthorised("sign in with your duly account (HTTP Basic)")
-    runtime = request.app.state.runtime
-    async with runtime.sessions() as session:
-        person = await session.get(PersonRow, credentials.username)
-    if person is None or not await _verify(person, credentials.password):
+    if any(c in credentials.username + credentials.password for c in "\x00\r\n") \
+            or len(credentials.username) > 64 or len(credentials.password) > 1024:
         raise _unauthorised("unknown account or wrong password")
+    async with request.app.state.runtime.read_sessions() as session:
+        person = await session.get(PersonRow, credentials.username)
+    if not await _verify(person, credentials.password):
+        raise _unauthorised("unknown account or wrong password")
+    assert person is not None
     return person
 
 
 CurrentPerson = Annotated[PersonRow, Depends(current_person)]
 
 
-async def _session(request: Request):  # type: ignore[no-untyped-def]
-    async with request.app.state.runtime.sessions() as session:
+async def _read_session(request: Request):  # type: ignore[no-untyped-def]
+    async with request.app.state.runtime.read_sessions() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+SessionDep = Annotated[AsyncSession, Depends(_read_session)]
+"""A session for reading. Routes that change state open `runtime.sessions()` for their transaction."""

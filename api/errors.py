@@ -7,8 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
@@ -18,6 +17,14 @@ log = logging.getLogger("duly.api")
 
 def error_body(code: str, message: str, problems: object = None) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "problems": problems or {}}}
+
+
+_TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization failure, lock not available
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Errors a retry can cure: PostgreSQL deadlocks and serialization failures, SQLite's busy lock."""
+    return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -31,13 +38,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConflictError, handler(409, "conflict"))
     app.add_exception_handler(InvalidInputError, handler(422, "invalid"))
 
-    async def stale(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("conflict answered 409: %s", exc)
-        return JSONResponse(error_body("conflict", "someone else changed this first; reload and try again"),
+    async def integrity(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("integrity error answered 409: %s", exc)
+        return JSONResponse(error_body("conflict", "this conflicts with data stored meanwhile; reload and try again"),
                             status_code=409)
 
-    app.add_exception_handler(StaleDataError, stale)
-    app.add_exception_handler(IntegrityError, stale)
+    app.add_exception_handler(IntegrityError, integrity)
+
+    async def database(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if _transient(exc):
+            log.warning("transient database error answered 503: %s", exc)
+            return JSONResponse(error_body("busy", "the database is busy; try again in a moment"), status_code=503,
+                                headers={"Retry-After": "1"})
+        log.exception("database error", exc_info=exc)
+        return JSONResponse(error_body("error", "internal error; it has been logged"), status_code=500)
+
+    app.add_exception_handler(DBAPIError, database)
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

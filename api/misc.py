@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +17,7 @@ from store.errors import NotFoundError
 from store.tables import PolicyVersionRow
 
 router = APIRouter(tags=["misc"])
+log = logging.getLogger("duly.api")
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -26,10 +28,11 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", include_in_schema=False)
 async def readyz(http: Request) -> JSONResponse:
     try:
-        async with http.app.state.runtime.sessions() as session:
+        async with http.app.state.runtime.read_sessions() as session:
             await session.execute(text("SELECT 1"))
-    except Exception as exc:  # report, don't raise: this is what a load balancer polls
-        return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+    except Exception:  # report, don't raise: this is what a load balancer polls (details go to the log only)
+        log.exception("readiness check failed")
+        return JSONResponse({"status": "unavailable", "database": "not reachable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.auth import CurrentPerson, SessionDep
 from api.obligations import visible_obligations
 from api.requests import my_tasks
+from api.schemas import RowId
 from config import clock
 from notifications.email import local_time
 from policies.models import ApprovalPolicy
@@ -49,7 +50,7 @@ REQUEST_STATES = {"pending": "审批中", "approved": "已批准", "rejected": "
 VERBS = {"approve": "批准", "reject": "驳回", "send_back": "退回", "withdraw": "撤回", "resubmit": "重新提交",
          "transfer": "转交", "add_approver": "加签", "comment": "评论", "reassign": "改派"}
 OBLIGATION_STATES = {"open": "待报送", "late": "逾期", "submitted": "已报送"}
-MODES = {"any": "或签", "all": "会签"}
+MODES = {"any": "或签", "all": "会签", "quorum": "按人数签"}  # quorum: n approvals close the step
 SHIFTS = {"none": "不调整", "next_working_day": "顺延至下一工作日", "previous_working_day": "提前至上一工作日",
           "before_holiday": "提前至节前最后一个工作日", "after_holiday": "顺延至节后第一个工作日",
           "skipped": "本期不报送"}
@@ -119,7 +120,7 @@ class ObligationView:
 # --- routes -------------------------------------------------------------------------------------------
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-async def request_page(request_id: int, person: CurrentPerson, session: SessionDep, http: Request) -> HTMLResponse:
+async def request_page(request_id: RowId, person: CurrentPerson, session: SessionDep, http: Request) -> HTMLResponse:
     try:
         row = await visible_request(session, request_id, person.id)
     except NotFoundError:
@@ -150,7 +151,7 @@ async def request_page(request_id: int, person: CurrentPerson, session: SessionD
 
 
 @router.get("/obligations/{obligation_id}", response_class=HTMLResponse)
-async def obligation_page(obligation_id: int, person: CurrentPerson, session: SessionDep,
+async def obligation_page(obligation_id: RowId, person: CurrentPerson, session: SessionDep,
                           http: Request) -> HTMLResponse:
     row = (await session.execute(select(ObligationRow).where(
         ObligationRow.id == obligation_id, visible_obligations(person)))).scalar_one_or_none()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
 from api.auth import CurrentPerson, SessionDep
-from api.schemas import DecisionCreate, RequestCreate, RequestPublic, StepPublic, TaskList, TaskPublic
+from api.schemas import DecisionCreate, RequestCreate, RequestPublic, RowId, StepPublic, TaskList, TaskPublic
 from config import clock
 from flows.schedule import nudge
 from store.approvals import decide, file_request, visible_request
@@ -41,26 +41,26 @@ async def create_request(body: RequestCreate, person: CurrentPerson, session: Se
                          http: Request) -> RequestPublic:
     """File a request under an approval policy; the first step is assigned at once."""
     runtime = http.app.state.runtime
-    async with session.begin():
-        row = await file_request(session, runtime, policy_id=body.policy, form=body.form,
+    async with runtime.write() as writer:
+        row = await file_request(writer, runtime, policy_id=body.policy, form=body.form,
                                  requester_id=person.id, now=clock.now())
     nudge(http.app.state.scheduler)
     return await _public(session, row, runtime.timezone)
 
 
 @router.get("/requests/{request_id}", response_model=RequestPublic)
-async def read_request(request_id: int, person: CurrentPerson, session: SessionDep, http: Request) -> RequestPublic:
+async def read_request(request_id: RowId, person: CurrentPerson, session: SessionDep, http: Request) -> RequestPublic:
     row = await visible_request(session, request_id, person.id)
     return await _public(session, row, http.app.state.runtime.timezone)
 
 
 @router.post("/requests/{request_id}/steps/{step_id}/decision", response_model=RequestPublic)
-async def decide_step(request_id: int, step_id: int, body: DecisionCreate, person: CurrentPerson,
+async def decide_step(request_id: RowId, step_id: RowId, body: DecisionCreate, person: CurrentPerson,
                       session: SessionDep, http: Request) -> RequestPublic:
     """Approve, or reject with a reason. 409 if the step was already decided (e.g. a concurrent click)."""
     runtime = http.app.state.runtime
-    async with session.begin():
-        row = await decide(session, runtime, request_id=request_id, step_id=step_id, actor_id=person.id,
+    async with runtime.write() as writer:
+        row = await decide(writer, runtime, request_id=request_id, step_id=step_id, actor_id=person.id,
                            verb=body.verb, reason=body.reason, now=clock.now())
     nudge(http.app.state.scheduler)
     return await _public(session, row, runtime.timezone)

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a row id")]
+"""Ids in paths: anything outside the 32-bit range of the id columns is a 422, not a database error."""
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class Body(BaseModel):
@@ -13,13 +26,13 @@ class Body(BaseModel):
 
 
 class RequestCreate(Body):
-    policy: str = Field(description="approval policy id, e.g. it-hardware-purchase", max_length=100)
+    policy: Text = Field(description="approval policy id, e.g. it-hardware-purchase", max_length=100)
     form: dict[str, Any] = Field(description="field values of the policy's form")
 
 
 class DecisionCreate(Body):
     verb: Literal["approve", "reject"]
-    reason: str | None = Field(default=None, max_length=2000, description="required to reject (驳回理由)")
+    reason: Text | None = Field(default=None, max_length=2000, description="required to reject (驳回理由)")
 
 
 class StepPublic(BaseModel):

@@ -25,6 +25,6 @@ async def prepare(settings: Settings, *, now: datetime) -> Runtime:
     migrate(settings.resolved_database_url)
     runtime = await build_runtime(settings, sync_policies_now=now)
     org = read_organisation_file(settings.organisation_file)
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.write() as session:
         await seed_organisation(session, org, password_hash=_demo_password_hash() if settings.demo else None)
     return runtime

@@ -59,14 +59,15 @@ def run() -> None:
 def impact(paths: Annotated[list[Path], typer.Argument(help="policy files or folders about to be loaded")],
            database: Annotated[str | None, typer.Option(help="database URL (default: DULY_DATABASE_URL)")] = None
            ) -> None:
-    """Show which running requests and open obligations a change to these policies would affect."""
+    """Show which running requests and open obligations a change to these policies would affect (reads the
+    database; exits 1 if it is missing or not migrated)."""
     import asyncio
 
     from config.settings import Settings
-    from duly.impact import describe, impact_of
+    from duly.impact import DatabaseNotReadyError, describe, impact_on_database
     from policies.errors import PolicyError
     from policies.loader import load_policies
-    from store.db import create_engine_for, session_factory
+    from store.db import DatabaseURLError
 
     try:
         loaded = load_policies(paths, unique_ids="all")
@@ -74,17 +75,13 @@ def impact(paths: Annotated[list[Path], typer.Argument(help="policy files or fol
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     url = database or Settings().resolved_database_url
-
-    async def run() -> list[str]:
-        engine = create_engine_for(url)
-        try:
-            async with session_factory(engine)() as session:
-                return [describe(i) for i in await impact_of(session, loaded)]
-        finally:
-            await engine.dispose()
-
-    for line in asyncio.run(run()):
-        typer.echo(line)
+    try:
+        impacts = asyncio.run(impact_on_database(url, loaded))
+    except (DatabaseNotReadyError, DatabaseURLError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for item in impacts:
+        typer.echo(describe(item))
 
 
 @app.command()

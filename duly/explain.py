@@ -25,7 +25,7 @@ from policies.chain import StepRoute, route_request
 from policies.durations import add_duration
 from policies.errors import PolicyError
 from policies.forms import FormError, validate_form
-from policies.loader import LoadedPolicy, load_policies, load_policy
+from policies.loader import ORGANISATION_FILE, LoadedPolicy, load_policies, load_policy
 from policies.models import ApprovalPolicy, LadderRung
 from policies.org import Organisation
 
@@ -41,12 +41,16 @@ def run_explain(policy_ref: str, form_pairs: Sequence[str], requester: str, *, o
     from store.organisation import read_organisation_file
 
     settings = Settings()
+    paths = list(policy_paths or settings.policy_paths)
     try:
-        seed = read_organisation_file(organisation_file or settings.organisation_file)
+        if organisation_file is None:  # the policy's profile's own organisation, else the configured one
+            own = _find_policy(policy_ref, paths).profile_dir / ORGANISATION_FILE
+            organisation_file = own if own.exists() else settings.organisation_file
+        seed = read_organisation_file(organisation_file)
         org = Organisation.of(seed.organisation, seed.departments, seed.people)
         calendar = WorkCalendar.from_directory(settings.holidays_dir)
         result = explain(policy_ref, form_pairs, requester, organisation=org,
-                         policy_paths=list(policy_paths or settings.policy_paths), calendar=calendar, at=at)
+                         policy_paths=paths, calendar=calendar, at=at)
     except (ExplainError, InvalidInputError, ValueError) as exc:
         return [f"error: {exc}"], 2
     return result.lines, 0 if result.fileable else 1

@@ -29,7 +29,7 @@ async def materialise_obligations(now: datetime | None = None, months_ahead: int
     last = local.add(months=months_ahead).date()
     totals = {"created": 0, "existing": 0, "skipped": 0}
     for version_id, loaded in ctx.runtime.registry.calendars():
-        async with ctx.runtime.sessions() as session, session.begin():
+        async with ctx.runtime.write() as session:
             result = await materialise_policy(
                 session, ctx.runtime, version_id=version_id, loaded=loaded, first=first, last=last, now=now,
                 not_due_before=None if since else now)

@@ -12,14 +12,14 @@ from store.sweep import claim_due, fire_thresholds
 
 
 @flow(name="sweep", log_prints=False)
-async def sweep(now: datetime | None = None, batch_size: int = 200, max_batches: int = 500) -> dict[str, int]:
+async def sweep(now: datetime | None = None, batch_size: int = 50, max_batches: int = 500) -> dict[str, int]:
     """Each batch is one transaction: a crash leaves a batch wholly applied or not at all."""
     ctx = await current()
     now = now or clock.now()
     logger = get_run_logger()
     totals = {"fired": 0, "skipped": 0, "lost": 0, "batches": 0}
     for _ in range(max_batches):
-        async with ctx.runtime.sessions() as session, session.begin():
+        async with ctx.runtime.write() as session:
             due = await claim_due(session, ctx.runtime, now=now, limit=batch_size)
             if not due:
                 break

@@ -61,7 +61,7 @@ async def claim(session: AsyncSession, runtime: Runtime, *, now: datetime, limit
 async def deliver_due(runtime: Runtime, smtp: SmtpSettings, *, now: datetime, batch_size: int = 100,
                       max_attempts: int = 8) -> DeliveryReport:
     """Send up to `batch_size` due messages over one SMTP connection."""
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.write() as session:
         ids = await claim(session, runtime, now=now, limit=batch_size)
     if not ids:
         return DeliveryReport(0, 0, 0, 0)
@@ -85,7 +85,7 @@ async def deliver_due(runtime: Runtime, smtp: SmtpSettings, *, now: datetime, ba
         if not outcome.ok:
             failures[row.id] = (outcome.permanent, outcome.detail)
     sent = retrying = dead = 0
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.write() as session:
         for row in rows:
             if row.id not in failures:
                 values: dict[str, object] = {"state": "sent", "sent_at": now, "last_error": None}

@@ -36,6 +36,8 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _ONE_DAY = timedelta(days=1)
 _MAX_SCAN_DAYS = 3660  # no real arrangement has a non-working run anywhere near ten years
 _MAX_RANGE_DAYS = 31
+SHIPPED_HOLIDAYS = Path(__file__).resolve().parents[1] / "config" / "holidays"
+"""The holiday-year files shipped with duly (config/holidays/YYYY.yaml), as a path."""
 
 Loc = tuple[str | int, ...]
 
@@ -309,10 +311,8 @@ class WorkCalendar:
 
     @classmethod
     def default(cls) -> WorkCalendar:
-        """The arrangements shipped in config/holidays."""
-        import config
-
-        return cls.from_directory(Path(config.__file__).parent / "holidays")
+        """The arrangements shipped in config/holidays (found by path: the core imports nothing of ours)."""
+        return cls.from_directory(SHIPPED_HOLIDAYS)
 
     @property
     def years(self) -> tuple[int, ...]:

@@ -72,17 +72,22 @@ def load_policy(path: Path) -> LoadedPolicy:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise PolicyError([Problem(str(path), 1, 1, "the file is not UTF-8 text")]) from None
+    except IsADirectoryError:
+        raise PolicyError([Problem(str(path), 1, 1, "this is a folder, not a policy file")]) from None
+    except OSError as exc:
+        raise PolicyError([Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")]) from None
     loaded = load_policy_text(text, file=str(path))
     return replace(loaded, profile=path.parent.name)
 
 
 def policy_files(paths: Iterable[Path]) -> list[Path]:
-    """Every *.yaml / *.yml under the given files and folders (but organisation files), sorted."""
+    """Every *.yaml / *.yml file under the given files and folders (but organisation files), sorted."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
+            # a folder named like a file (`old.yaml/`) is searched, not read
             found.extend(sorted(p for p in path.rglob("*")
-                                if p.suffix in (".yaml", ".yml") and p.name != ORGANISATION_FILE))
+                                if p.suffix in (".yaml", ".yml") and p.name != ORGANISATION_FILE and p.is_file()))
         else:
             found.append(path)
     return found
@@ -140,7 +145,7 @@ def _problem(err: Any, marks: Any, file: str, model: type[BaseModel]) -> Problem
     loc = err["loc"]
     line, col = mark_for(marks, loc)
     where = _dotted(loc)
-    message, hint = err["msg"], None
+    message, hint = err["msg"], (err.get("ctx") or {}).get("hint")  # policies/models/common.py: hinted_error
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if err["type"] == "extra_forbidden":

@@ -90,6 +90,10 @@ async def decide(session: AsyncSession, runtime: Runtime, *, request_id: int, st
         raise NotFoundError(f"request {request_id} has no step {step_id}")
     if step.state != "pending":
         raise ConflictError(f"step {step.title!r} is not open for decisions (it is {step.state})")
+    # Lock order shared with the sweep: a step's thresholds before the step itself, so a decision and
+    # a sweep firing that step's escalation wait for each other instead of deadlocking.
+    await session.execute(select(ThresholdRow.id).where(
+        ThresholdRow.subject_type == "step", ThresholdRow.subject_id == step.id).with_for_update())
     policy = await _policy(session, runtime, request)
     state, rows = await request_state(session, request, policy)
     try:

@@ -54,7 +54,16 @@ class PolicyRegistry:
         return self._by_version[version_id]
 
     async def sync(self, session: AsyncSession, loaded: Iterable[LoadedPolicy], *, now: datetime) -> None:
-        """Store any new versions and make the given ones current (in the caller's transaction)."""
+        """Store any new versions and make the given ones current (in the caller's transaction).
+
+        `loaded` is every policy the files hold: a policy id that is not among them was withdrawn, so no
+        version of it stays current (requests already filed keep running on theirs)."""
+        loaded = list(loaded)
+        kept = {item.id for item in loaded}
+        await session.execute(update(PolicyVersionRow).where(
+            PolicyVersionRow.current, PolicyVersionRow.policy_id.not_in(kept))  # type: ignore[arg-type,attr-defined]
+            .values(current=False))
+        self._current = {policy_id: vid for policy_id, vid in self._current.items() if policy_id in kept}
         for item in loaded:
             row = (await session.execute(select(PolicyVersionRow).where(
                 PolicyVersionRow.policy_id == item.id,
@@ -75,7 +84,9 @@ class PolicyRegistry:
     async def load_current(self, session: AsyncSession) -> None:
         """Fill the cache with the versions marked current in the database (API replicas, workers)."""
         rows = (await session.execute(select(PolicyVersionRow).where(PolicyVersionRow.current))).scalars()
+        current: dict[str, int] = {}
         for row in rows:
             assert row.id is not None
             self._by_version.setdefault(row.id, load_policy_text(row.text, file=row.source))
-            self._current[row.policy_id] = row.id
+            current[row.policy_id] = row.id
+        self._current = current  # a policy withdrawn since the last call is no longer current here either

@@ -175,7 +175,8 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
             targets = [p.id for p in org.people.values()
                        if p.department == obligation.owner_department and rules.owner.role in p.roles and p.active]
         else:
-            targets = [dept.head] if dept and dept.head else []
+            head = org.people.get(dept.head) if dept and dept.head else None
+            targets = [head.id] if head is not None and head.active else []  # nobody is mailed who has left
         event = "obligation_reminder"
     else:
         rung = rules.escalate[threshold.rung or 0]

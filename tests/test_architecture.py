@@ -10,9 +10,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = {"policies", "store", "notifications", "flows", "api", "config", "duly"}
-ALLOWED = {  # DESIGN.md §2: who may import whom (config imports nothing of ours; anyone may import it)
+ALLOWED = {  # DESIGN.md §2: who may import whom. The pure core (policies) and config import nothing of ours;
+    # config is read only by the shell layers (store, notifications, flows, api, duly).
     "config": set(),
-    "policies": {"config"},
+    "policies": set(),
     "store": {"policies", "config"},
     "notifications": {"policies", "store", "config"},
     "flows": {"policies", "store", "notifications", "config"},
@@ -47,3 +48,11 @@ def test_only_config_clock_reads_the_clock() -> None:
                for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
                if CLOCK_READS.search(line) and path != ROOT / "config" / "clock.py"]
     assert readers == []
+
+
+def test_the_core_finds_the_shipped_holidays_where_the_settings_point() -> None:
+    from config.settings import Settings
+    from policies.calendar import SHIPPED_HOLIDAYS
+
+    assert SHIPPED_HOLIDAYS == Settings.model_fields["holidays_dir"].default
+    assert sorted(p.name for p in SHIPPED_HOLIDAYS.glob("*.yaml"))  # the files are there, not only the folder

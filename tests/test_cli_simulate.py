@@ -21,7 +21,9 @@ from policies.loader import load_policies
 ROOT = Path(__file__).resolve().parents[1]
 DULY = Path(sys.executable).parent / "duly"
 LIBRARY = ROOT / "policies" / "library"
+DEMO = LIBRARY / "hospital"  # the demo profile; the other profiles are pinned in tests/library/
 FIXTURES = ROOT / "tests" / "fixtures" / "calendars"
+MUNICIPAL = LIBRARY / "municipal-stats"  # seed P2's calendar, a shipped profile (once a fixture)
 YEAR = ("--from", "2026-01-01", "--to", "2026-12-31")
 
 
@@ -43,7 +45,7 @@ def content_lines(ics: str) -> list[str]:
 
 class TestTheCommand:
     def test_a_year_of_the_shipped_library_as_csv(self) -> None:
-        result = duly("simulate", LIBRARY, *YEAR, "--format", "csv")
+        result = duly("simulate", DEMO, *YEAR, "--format", "csv")
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[0].startswith(
             "organisation,policy,obligation,owner,period,due_at,shift,provisional")
@@ -58,7 +60,7 @@ class TestTheCommand:
         assert re.search(r"^elapsed \d+\.\d\d s$", result.stderr, re.M)
 
     def test_an_ics_feed_of_the_shipped_library(self) -> None:
-        result = duly("simulate", LIBRARY, *YEAR, "--format", "ics")
+        result = duly("simulate", DEMO, *YEAR, "--format", "ics")
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("BEGIN:VCALENDAR\r\n")
         assert content_lines(result.stdout).count("BEGIN:VEVENT") == 156
@@ -85,7 +87,7 @@ class TestRun:
         return run_simulate(list(paths), first=first, last=last, fmt=fmt, organisation_file=organisation)
 
     def test_the_table_shows_local_time_weekday_and_the_profile_s_department_names(self) -> None:
-        output, messages, code = self.run(FIXTURES / "municipal-stats")
+        output, messages, code = self.run(MUNICIPAL)
         assert code == 0, messages
         line = next(x for x in output.splitlines()
                     if "D-001" in x and x.rstrip().endswith("2026-10") and "示例区卫生局" in x)
@@ -95,12 +97,12 @@ class TestRun:
         output, _, _ = self.run(FIXTURES / "health-bureau", first=date(2026, 9, 28), last=date(2026, 10, 11))
         line = next(x for x in output.splitlines() if "信息简报" in x and "2026-W41" in x)
         assert line.startswith("2026-10-08 12:00 周四") and "顺延至收假次日（原 2026-10-05）" in line
-        output, _, _ = self.run(FIXTURES / "municipal-stats", fmt="csv", first=date(2027, 1, 20),
+        output, _, _ = self.run(MUNICIPAL, fmt="csv", first=date(2027, 1, 20),
                                 last=date(2027, 1, 20))
         assert {r["provisional"] for r in rows_of(output)} == {"true"}
 
     def test_an_owner_the_organisation_does_not_have_is_reported(self) -> None:
-        _, messages, code = self.run(FIXTURES / "municipal-stats", organisation=ROOT / "config/demo-organisation.yaml")
+        _, messages, code = self.run(MUNICIPAL, organisation=ROOT / "config/demo-organisation.yaml")
         assert code == 1
         assert any("D-001: owner department 'hospital_h' is not in the organisation" in m for m in messages)
 
@@ -124,7 +126,7 @@ class TestIcs:
     NOW = pendulum.datetime(2026, 11, 22, 2, 17, 55, tz="UTC")
 
     def feed(self) -> str:
-        loaded = load_policies([FIXTURES])
+        loaded = load_policies([FIXTURES, MUNICIPAL, LIBRARY / "hospital-stats"])
         names = {"hospital_h": "市第一人民医院", "district_bureau": "示例区卫生局"}
         result = simulate(loaded, WorkCalendar.default(), date(2026, 1, 1), date(2027, 3, 31),
                           departments_for=lambda _: names)

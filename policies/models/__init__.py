@@ -10,22 +10,28 @@ from __future__ import annotations
 from policies.models.approval import ApprovalPolicy, FormField, Outcomes, SeparationOfDuties, validation_context
 from policies.models.calendar import CalendarPolicy, ObligationOverride, ObligationRules, ObligationSpec, Owner
 from policies.models.common import (
+    ID_MAX_LENGTH,
     SLUG,
     DepartmentRef,
     Due,
     Duration,
     EscalationRung,
     LadderRung,
+    ObligationId,
     PersonRule,
+    PolicyId,
     RuleDepartment,
+    StepId,
     Strict,
+    TimeZone,
 )
 from policies.models.steps import SendBack, Step
 
 Policy = ApprovalPolicy | CalendarPolicy
 
 __all__ = [
-    "SLUG", "ApprovalPolicy", "CalendarPolicy", "DepartmentRef", "Due", "Duration", "EscalationRung", "FormField",
-    "LadderRung", "ObligationOverride", "ObligationRules", "ObligationSpec", "Outcomes", "Owner", "PersonRule",
-    "Policy", "RuleDepartment", "SendBack", "SeparationOfDuties", "Step", "Strict", "validation_context",
+    "ID_MAX_LENGTH", "SLUG", "ApprovalPolicy", "CalendarPolicy", "DepartmentRef", "Due", "Duration", "EscalationRung",
+    "FormField", "LadderRung", "ObligationId", "ObligationOverride", "ObligationRules", "ObligationSpec", "Outcomes",
+    "Owner", "PersonRule", "Policy", "PolicyId", "RuleDepartment", "SendBack", "SeparationOfDuties", "Step", "StepId",
+    "Strict", "TimeZone", "validation_context",
 ]

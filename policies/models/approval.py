@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.models.common import SLUG, Strict
+from policies.models.common import PolicyId, Strict, TimeZone
 from policies.models.steps import Step
 
 FieldType = Literal["money", "text", "number", "choice", "date", "person", "department", "attachment"]
@@ -101,10 +101,10 @@ def validation_context(data: Any) -> dict[str, Any]:
 
 class ApprovalPolicy(Strict):
     kind: Literal["approval"]
-    id: str = Field(pattern=SLUG)
+    id: PolicyId
     title: str
     description: str = ""
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZone = "Asia/Shanghai"
     form: dict[str, FormField]
     steps: tuple[Step, ...] = Field(min_length=1, max_length=50)
     separation_of_duties: SeparationOfDuties = SeparationOfDuties()

@@ -1,4 +1,5 @@
-"""Shared pieces of the policy language: strictness, durations, person rules, escalation rungs.
+"""Shared pieces of the policy language: strictness, ids, time zones, durations, person rules, escalation
+rungs.
 
 Person rules (`approvers`, `notify`, `reassign`) name exactly one of:
 - `role: R` — everyone with role R; `{role: R, in: D}` only those in department D;
@@ -12,9 +13,22 @@ where it sits; the approval policy checks that (policies/models/approval.py).
 
 from __future__ import annotations
 
+import difflib
+import zoneinfo
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+import pendulum
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from policies.due import DueRule, parse_due_rule
 from policies.durations import WorkingDuration, parse_duration
@@ -22,6 +36,47 @@ from policies.durations import WorkingDuration, parse_duration
 SLUG = r"^[A-Za-z][A-Za-z0-9_-]*$"
 Duration = Annotated[WorkingDuration, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str) else v)]
 Due = Annotated[DueRule, BeforeValidator(lambda v: parse_due_rule(v) if isinstance(v, str) else v)]
+
+
+def hinted_error(kind: str, message: str, hint: str | None = None) -> PydanticCustomError:
+    """A validation error whose `hint` the loader prints on its own line below the message."""
+    return PydanticCustomError(kind, "{reason}", {"reason": message, "hint": hint})
+
+
+def _known_zone(value: str) -> str:
+    try:
+        pendulum.timezone(value)
+    except Exception:  # pendulum raises several kinds of error for an unknown name
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1, cutoff=0.8)
+        hint = (f"did you mean {close[0]!r}?" if close else
+                "zone names are Region/City as in the IANA time zone database; mainland China is Asia/Shanghai")
+        raise hinted_error("time_zone", f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai",
+                           hint) from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone)]
+"""An IANA time zone name (`Asia/Shanghai`), checked at load time: every deadline is computed in it."""
+
+ID_MAX_LENGTH = 64
+"""Policy, step and obligation ids are stored in 64-character columns (audit subjects, obligation keys)."""
+
+
+def _fits_a_column(value: str) -> str:
+    if len(value) > ID_MAX_LENGTH:
+        raise hinted_error("id_too_long", f"an id has at most {ID_MAX_LENGTH} characters, this one has {len(value)}",
+                           "ids are stored with every request, obligation and audit event; shorten it")
+    return value
+
+
+PolicyId = Annotated[str, Field(pattern=SLUG), AfterValidator(_fits_a_column)]
+"""A policy's id: a letter, then letters, digits, `-` or `_`; at most 64 characters."""
+
+StepId = PolicyId
+"""A step's id: written like a policy id."""
+
+ObligationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$"), AfterValidator(_fits_a_column)]
+"""An obligation's id (`D-001`): letters, digits, `-` or `_`; at most 64 characters."""
 
 
 class Strict(BaseModel):

@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from policies.due import DUE_RULE_SHAPES, DueRule, NonWorkingDayRule, parse_due_rule
 from policies.events import EVENT_RULE_SHAPES, EventRule, parse_event_rule
-from policies.models.common import SLUG, DepartmentRef, Duration, EscalationRung, Strict
+from policies.models.common import SLUG, DepartmentRef, Duration, EscalationRung, ObligationId, Strict
 from policies.recurrence import WEEKDAYS, Recurrence, parse_recurrence, parse_weekday
 
 Loc = tuple[str | int, ...]
@@ -190,7 +190,7 @@ ObligationOverride = ObligationSettings
 class ObligationSpec(ObligationSettings):
     """One obligation as written: its id and title, and any key of ObligationSettings."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    id: ObligationId
     title: str = Field(min_length=1)
     override: ObligationSettings | None = None
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from policies.conditions import Condition, compile_condition
-from policies.models.common import SLUG, Duration, LadderRung, PersonRule, Strict
+from policies.models.common import Duration, LadderRung, PersonRule, StepId, Strict
 
 Mode = Literal["any", "all", "quorum"]
 Position = Literal["before", "after", "parallel"]
@@ -47,7 +47,7 @@ DEFAULT_SEND_BACK = SendBack()
 
 
 class Step(Strict):
-    id: str = Field(pattern=SLUG)
+    id: StepId
     title: str
     when: Condition | None = None
     approvers: PersonRule

@@ -131,3 +131,28 @@ def test_second_concurrent_approval_gets_409(live_server):
     assert sorted(codes) == [200, 409, 409, 409]
     with live_server.client("huang.lei") as client:
         assert client.get(f"/api/requests/{request['id']}").json()["state"] == "approved"
+
+
+class TestBadInputIsRefusedNotCrashed:
+    def test_ids_beyond_the_id_columns_are_422(self, live_server):
+        with live_server.client("huang.lei") as client:
+            assert client.get("/api/requests/99999999999999999999").status_code == 422
+            answer = client.post("/api/requests/1/steps/99999999999/decision", json={"verb": "approve"})
+            assert answer.status_code == 422
+            assert client.get("/requests/0").status_code == 422
+
+    def test_nul_in_a_reason_is_422(self, live_server):
+        request = file_purchase(live_server, "1200")
+        url = f"/api/requests/{request['id']}/steps/{request['steps'][0]['id']}/decision"
+        with live_server.client("liu.yang") as client:
+            answer = client.post(url, json={"verb": "reject", "reason": "预算\x00不足"})
+            assert answer.status_code == 422
+            assert client.get(f"/api/requests/{request['id']}").json()["state"] == "pending"
+
+    def test_nul_in_the_user_name_is_401(self, live_server):
+        with live_server.client("liu\x00yang") as client:
+            assert client.get("/api/tasks").status_code == 401
+
+    def test_readiness_says_ready_without_details(self, live_server):
+        with live_server.client(None) as client:
+            assert client.get("/readyz").json() == {"status": "ready"}

@@ -127,6 +127,42 @@ class TestRequestPage:
         assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
+LEADERS_REVIEW = """\
+kind: approval
+id: leaders-review
+title: 院领导审议
+form:
+  subject: {type: text, label: 事项}
+steps:
+  - id: leaders
+    title: 院领导审议
+    approvers: {role: vice_president}
+    mode: quorum
+    quorum: 2
+    sla: 3 working days
+"""
+
+
+class TestQuorumStep:
+    @pytest.fixture
+    def settings(self, settings, tmp_path):
+        """The demo system running one policy whose step needs a number of approvals (mode: quorum)."""
+        folder = tmp_path / "quorum-policies"
+        folder.mkdir()
+        (folder / "leaders-review.yaml").write_text(LEADERS_REVIEW, encoding="utf-8")
+        return settings.model_copy(update={"policy_paths": [folder]})
+
+    @sqlite_only
+    def test_quorum_step_reads_as_a_number_of_approvals_not_as_all_of(self, live_server):
+        with live_server.client("huang.lei") as client:
+            answer = client.post("/api/requests", json={"policy": "leaders-review", "form": {"subject": "机房改造"}})
+        assert answer.status_code == 201, answer.text
+        html = get_page(live_server, "huang.lei", f"/requests/{answer.json()['id']}")
+        assert "院领导审议 按人数签 待审批" in text_of(html)
+        assert 'title="达到规定人数的审批人批准即通过"' in html
+        assert "全部审批人批准才通过" not in html and "会签" not in text_of(html)
+
+
 class TestInbox:
     def test_approver_sees_the_same_tasks_as_the_api_linking_to_request_pages(self, live_server, file_purchase):
         first, second = file_purchase("48000"), file_purchase("3000", items="打印机")

@@ -238,3 +238,61 @@ class TestContentHash:
         original = load_policy_text(APPROVAL).content_hash
         assert load_policy_text(APPROVAL + "# a comment\n").content_hash != original
         assert load_policy_text(APPROVAL.replace("100", "200")).content_hash != original
+
+
+class TestTimeZones:
+    """A policy's `timezone` is checked at load time: every deadline is computed in it."""
+
+    def test_misspelled_zone_of_an_approval_policy_points_at_its_value_with_a_suggestion(self) -> None:
+        problem = only_problem(APPROVAL.replace("title: Laptop purchase\n",
+                                                "title: Laptop purchase\ntimezone: Asia/Shangai\n"))
+        assert (problem.line, problem.column) == (4, 11)
+        assert problem.message == "timezone: unknown time zone 'Asia/Shangai'; use an IANA name such as Asia/Shanghai"
+        assert problem.hint == "did you mean 'Asia/Shanghai'?"
+
+    def test_unknown_zone_of_a_calendar_policy_keeps_its_hint_beside_other_problems(self) -> None:
+        text = (CALENDAR.replace("title: Monthly reports\n", "title: Monthly reports\ntimezone: Asia/Beijing\n")
+                + "  - {id: D-014, title: Quarterly report, due: {with: D-099}}\n")
+        zone, coupling = problems_of(text)
+        assert (zone.line, zone.column, zone.message.split(":")[0]) == (4, 11, "timezone")
+        assert zone.hint is not None and "mainland China is Asia/Shanghai" in zone.hint
+        assert "no obligation 'D-099'" in coupling.message
+
+    def test_a_known_zone_loads(self) -> None:
+        text = APPROVAL.replace("title: Laptop purchase\n", "title: Laptop purchase\ntimezone: Asia/Urumqi\n")
+        assert load_policy_text(text).policy.timezone == "Asia/Urumqi"
+
+
+class TestIdLength:
+    """Ids are stored in 64-character columns; a longer one is a load error, not a database error later."""
+
+    def test_policy_id_of_64_characters_loads(self) -> None:
+        assert load_policy_text(APPROVAL.replace("id: laptops", "id: " + "p" * 64)).id == "p" * 64
+
+    @pytest.mark.parametrize(("template", "old", "line", "where"), [
+        (APPROVAL, "id: laptops", 2, "id"),
+        (CALENDAR, "id: monthly", 2, "id"),
+        (APPROVAL, "id: head", 7, "steps[0].id"),
+        (CALENDAR, "id: D-001", 8, "obligations[0].id"),
+    ])
+    def test_id_of_65_characters_is_a_load_error_at_the_id(self, template: str, old: str, line: int,
+                                                          where: str) -> None:
+        problem = only_problem(template.replace(old, "id: D" + "x" * 64))
+        assert problem.line == line
+        assert problem.message == f"{where}: an id has at most 64 characters, this one has 65"
+        assert problem.hint is not None and "shorten it" in problem.hint
+
+
+class TestFolders:
+    def test_a_folder_named_like_a_policy_file_is_searched_not_read(self, tmp_path: Path) -> None:
+        (tmp_path / "old.yaml").mkdir()
+        (tmp_path / "old.yaml" / "laptops.yaml").write_text(APPROVAL, encoding="utf-8")
+        (tmp_path / "calendar.yaml").write_text(CALENDAR, encoding="utf-8")
+        assert sorted(p.id for p in load_policies([tmp_path])) == ["laptops", "monthly"]
+
+    def test_loading_a_folder_as_a_policy_file_is_a_problem_not_a_crash(self, tmp_path: Path) -> None:
+        folder = tmp_path / "policy.yaml"
+        folder.mkdir()
+        with pytest.raises(PolicyError) as excinfo:
+            load_policy(folder)
+        assert excinfo.value.problems == [Problem(str(folder), 1, 1, "this is a folder, not a policy file")]
