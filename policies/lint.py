@@ -132,11 +132,7 @@ def _approvers(loaded: LoadedPolicy, policy: ApprovalPolicy, org: Organisation) 
             yield _problem(loaded, ("steps", index, "quorum"),
                            f"step {step.id!r}: quorum {quorum} is more than the {largest} people "
                            f"{step.approvers.describe()} names", "lower the quorum or widen the approver rule")
-        for rung_index, rung in enumerate(step.escalate):
-            rule = getattr(rung, "notify", None) or getattr(rung, "reassign", None)
-            if rule is None:
-                continue
-            yield from _rung(loaded, ("steps", index, "escalate", rung_index), step.id, rule, org, approvers_of)
+        yield from _ladder(loaded, index, step, org, approvers_of)
 
 
 def _knowable(rule: Any) -> bool:
@@ -144,23 +140,31 @@ def _knowable(rule: Any) -> bool:
     return rule.key != "field" and not getattr(rule, "form_fields", ()) and not rule.refers_to("approver")
 
 
-def _rung(loaded: LoadedPolicy, path: tuple[Any, ...], step_id: str, rule: Any, org: Organisation,
-          approvers_of: dict[str, list[str]]) -> Iterator[Problem]:
-    reached_anyone, lands_on_requester = False, None
-    for requester, approvers in approvers_of.items():
-        for approver in approvers or [None]:
-            targets = [c.person_id for c in resolve_people(rule, org, Context(requester=requester, approver=approver))]
-            reached_anyone = reached_anyone or bool(targets)
-            if targets and set(targets) <= {requester} and lands_on_requester is None:
-                lands_on_requester = requester
-    if not reached_anyone:
-        yield _problem(loaded, path, f"step {step_id!r}: escalation to {rule.describe()} reaches nobody",
-                       "an escalation nobody receives is silent; name a role or department that exists")
-    elif lands_on_requester is not None:
-        name = org.people[lands_on_requester].name
-        yield _problem(loaded, path, f"step {step_id!r}: escalation to {rule.describe()} reaches only the requester "
-                       f"when {name} ({lands_on_requester}) files", "add a further rung, or escalate by role",
-                       severity="warning")
+def _ladder(loaded: LoadedPolicy, index: int, step: Any, org: Organisation,
+            approvers_of: dict[str, list[str]]) -> Iterator[Problem]:
+    """A rung that reaches nobody is an error; a ladder whose every rung reaches only the requester, for
+    some requester, is a warning (a later rung that reaches someone else answers the first's gap)."""
+    rungs = [(n, getattr(r, "notify", None) or getattr(r, "reassign", None)) for n, r in enumerate(step.escalate)]
+    rungs = [(n, rule) for n, rule in rungs if rule is not None]
+    escapes: dict[str, bool] = {}  # requester -> some rung reaches someone other than them
+    for n, rule in rungs:
+        reached_anyone = False
+        for requester, approvers in approvers_of.items():
+            for approver in approvers:  # a requester nobody can approve for cannot file at all
+                context = Context(requester=requester, approver=approver)
+                targets = {c.person_id for c in resolve_people(rule, org, context)}
+                reached_anyone = reached_anyone or bool(targets)
+                escapes[requester] = escapes.get(requester, False) or bool(targets - {requester})
+        if not reached_anyone:
+            yield _problem(loaded, ("steps", index, "escalate", n),
+                           f"step {step.id!r}: escalation to {rule.describe()} reaches nobody",
+                           "an escalation nobody receives is silent; name a role or department that exists")
+    trapped = [r for r, escaped in escapes.items() if not escaped]
+    if rungs and trapped and any(escapes.values()):
+        name = org.people[trapped[0]].name
+        yield _problem(loaded, ("steps", index, "escalate"),
+                       f"step {step.id!r}: every escalation reaches only the requester when {name} ({trapped[0]}) "
+                       "files", "add a further rung that reaches someone else, e.g. by role", severity="warning")
 
 
 def _reminders(loaded: LoadedPolicy, policy: ApprovalPolicy) -> Iterator[Problem]:

@@ -103,7 +103,20 @@ def test_escalation_that_lands_on_the_requester_is_a_warning_with_an_example():
         """)
     [problem] = problems(text)
     assert problem.severity == "warning"
-    assert "reaches only the requester when 李明 (li.ming) files" in problem.message
+    assert "every escalation reaches only the requester when 李明 (li.ming) files" in problem.message
+
+
+def test_a_further_rung_that_reaches_someone_else_silences_the_warning():
+    text = approval("""\
+        - id: a
+          title: A
+          approvers: {head_of: general}
+          sla: 2 days
+          escalate:
+            - {notify: {leader_in_charge_of: approver}}
+            - {after: 1 working day, notify: {role: vice_president}}
+        """)
+    assert problems(text) == []
 
 
 def test_reminder_as_long_as_the_sla_is_an_error():
