@@ -34,7 +34,7 @@ from notifications.email import local_time
 from policies.models import ApprovalPolicy
 from store.approvals import visible_request
 from store.errors import NotFoundError
-from store.notices import request_context
+from store.notices import request_context, to_local
 from store.organisation import people_by_id
 from store.runtime import Runtime
 from store.tables import AuditEventRow, DepartmentRow, ObligationRow, PersonRow, StepRow
@@ -139,14 +139,14 @@ async def request_page(request_id: RowId, person: CurrentPerson, session: Sessio
     summary = request_context(row, policy, requester, await _department_name(session, requester.department_code))
     step_titles = {s.step_key: s.title for s in steps}
     return await _render(http, session, person, "request.html", {
-        "filed": row, "summary": summary, "created_at": _local(row.created_at, tz),
-        "decided_at": _local(row.decided_at, tz), "my_step": _my_open_step(steps, person.id),
+        "filed": row, "summary": summary, "created_at": to_local(row.created_at, tz),
+        "decided_at": to_local(row.decided_at, tz), "my_step": _my_open_step(steps, person.id),
         "money_labels": {spec.label for spec in policy.form.values() if spec.type == "money"},
         "steps": [StepView(title=s.title, mode=s.mode, state=s.state,
                            assignees=[(names(p), p in s.approved_by) for p in s.assignees],
-                           due_at=_local(s.due_at, tz), provisional=s.provisional,
+                           due_at=to_local(s.due_at, tz), provisional=s.provisional,
                            overdue=s.state == "pending" and s.due_at is not None and s.due_at < now,
-                           decided_at=_local(s.decided_at, tz)) for s in steps],
+                           decided_at=to_local(s.decided_at, tz)) for s in steps],
         "timeline": [_describe(e, names, step_titles, tz) for e in events]})
 
 
@@ -213,10 +213,6 @@ async def calendar_page(person: CurrentPerson, session: SessionDep, http: Reques
 
 # --- helpers ------------------------------------------------------------------------------------------
 
-def _local(at: datetime | None, tz: str) -> datetime | None:
-    return pendulum.instance(at).in_timezone(tz) if at else None
-
-
 def _in_state(state: str, now: datetime) -> ColumnElement[bool]:
     """The state as shown: an open obligation whose deadline has passed is late already."""
     if state == "late":
@@ -235,10 +231,10 @@ async def _obligation_views(session: AsyncSession, runtime: Runtime, rows: list[
         policy_titles[version_id] = (await runtime.registry.version(session, version_id)).policy.title
     return [ObligationView(
         id=r.id or 0, title=r.title, policy_title=policy_titles[r.policy_version_id], period=r.period_key,
-        department=departments.get(r.owner_department, r.owner_department), due_at=_local(r.due_at, tz),  # type: ignore[arg-type]
+        department=departments.get(r.owner_department, r.owner_department), due_at=to_local(r.due_at, tz),  # type: ignore[arg-type]
         nominal_date=date.fromisoformat(r.nominal_date), shift=r.shift,
         state="late" if r.state == "open" and r.due_at < now else r.state, provisional=r.provisional,
-        submitted_at=_local(r.submitted_at, tz)) for r in rows]
+        submitted_at=to_local(r.submitted_at, tz)) for r in rows]
 
 
 def _my_open_step(steps: list[StepRow], person_id: str) -> int | None:
@@ -325,7 +321,7 @@ def _describe(event: AuditEventRow, names: _Names, step_titles: dict[str, str], 
             text = f"{VERBS[verb]}{step}" + (f"（理由：{data['reason']}）" if data.get("reason") else "")
     if data.get("automatic"):
         text += "（超时自动处理）"
-    return Entry(at=_local(event.at, tz), actor=names(event.actor_id) if event.actor_id else "系统",  # type: ignore[arg-type]
+    return Entry(at=to_local(event.at, tz), actor=names(event.actor_id) if event.actor_id else "系统",  # type: ignore[arg-type]
                  text=text, tone=tone)
 
 

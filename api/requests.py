@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import pendulum
 from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
@@ -13,13 +10,10 @@ from api.schemas import DecisionCreate, RequestCreate, RequestPublic, RowId, Ste
 from config import clock
 from flows.schedule import nudge
 from store.approvals import decide, file_request, visible_request
+from store.notices import to_local
 from store.tables import AssignmentRow, PersonRow, RequestRow, StepRow
 
 router = APIRouter(prefix="/api", tags=["requests"])
-
-
-def _local(at: datetime | None, tz: str) -> datetime | None:
-    return pendulum.instance(at).in_timezone(tz) if at else None
 
 
 async def _public(session: SessionDep, request: RequestRow, tz: str) -> RequestPublic:
@@ -28,12 +22,12 @@ async def _public(session: SessionDep, request: RequestRow, tz: str) -> RequestP
                                    .execution_options(populate_existing=True))).scalars()  # type: ignore[arg-type]
     return RequestPublic(
         id=request.id or 0, policy=request.policy_id, title=request.title, state=request.state,
-        requester=request.requester_id, form=request.form, created_at=_local(request.created_at, tz),  # type: ignore[arg-type]
-        decided_at=_local(request.decided_at, tz),
+        requester=request.requester_id, form=request.form, created_at=to_local(request.created_at, tz),  # type: ignore[arg-type]
+        decided_at=to_local(request.decided_at, tz),
         steps=[StepPublic(id=s.id or 0, position=s.position, key=s.step_key, title=s.title, mode=s.mode,
                           state=s.state, assignees=s.assignees, approved_by=s.approved_by,
-                          due_at=_local(s.due_at, tz), provisional=s.provisional,
-                          decided_at=_local(s.decided_at, tz)) for s in steps])
+                          due_at=to_local(s.due_at, tz), provisional=s.provisional,
+                          decided_at=to_local(s.decided_at, tz)) for s in steps])
 
 
 @router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestPublic)
@@ -80,6 +74,6 @@ async def my_tasks(person: CurrentPerson, session: SessionDep, http: Request) ->
                StepRow.state == "pending")
         .order_by(StepRow.due_at, StepRow.id))).all()  # type: ignore[arg-type]
     items = [TaskPublic(request_id=r.id or 0, step_id=s.id or 0, title=r.title, step_title=s.title,
-                        requester=p.id, requester_name=p.name, due_at=_local(s.due_at, tz), provisional=s.provisional,
+                        requester=p.id, requester_name=p.name, due_at=to_local(s.due_at, tz), provisional=s.provisional,
                         overdue=bool(s.due_at and s.due_at < now)) for s, r, p in rows]
     return TaskList(count=len(items), overdue=sum(i.overdue for i in items), items=items)

@@ -12,8 +12,14 @@ from policies.models import ApprovalPolicy
 from store.tables import ObligationRow, PersonRow, RequestRow, StepRow
 
 
+def to_local(at: datetime | None, tz: str) -> pendulum.DateTime | None:
+    """A stored UTC instant in the zone people read it in (None stays None)."""
+    return pendulum.instance(at).in_timezone(tz) if at else None
+
+
 def local_iso(at: datetime | None, tz: str) -> str | None:
-    return pendulum.instance(at).in_timezone(tz).isoformat() if at else None
+    local = to_local(at, tz)
+    return local.isoformat() if local else None
 
 
 def request_context(request: RequestRow, policy: ApprovalPolicy, requester: PersonRow,
