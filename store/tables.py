@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime
@@ -67,7 +67,8 @@ class RequestRow(SQLModel, table=True):
     title: str = Field(max_length=300)
     requester_id: str = Field(foreign_key="person.id", max_length=64, index=True)
     form: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="pending", max_length=20, index=True)  # pending | approved | rejected
+    # pending | returned (sent back to the requester) | approved | rejected | withdrawn
+    state: str = Field(default="pending", max_length=20, index=True)
     created_at: datetime = _instant()
     decided_at: datetime | None = _instant(nullable=True)
 
@@ -77,8 +78,10 @@ class StepRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("request_id", "position"),)
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="request.id", index=True)
-    position: int
-    step_key: str = Field(max_length=100)
+    position: int  # order in the request; 加签 inserts a step and renumbers the later ones (highest first)
+    step_key: str = Field(max_length=100)  # unique in the request
+    policy_step: str | None = Field(default=None, max_length=100)  # whose rules apply (None: step_key)
+    added_by: str | None = Field(default=None, max_length=64)  # who added it (加签), None if planned
     title: str = Field(max_length=300)
     mode: str = Field(max_length=10)
     # waiting (a later step) | pending (open) | approved | rejected | cancelled
@@ -108,14 +111,68 @@ class AssignmentRow(SQLModel, table=True):
 
 
 class DecisionRow(SQLModel, table=True):
+    """One thing a person (or the system: actor_id None) did to a request: approve, reject, send_back,
+    withdraw, resubmit, transfer, add_approver, comment, reassign."""
+
     __tablename__ = "decision"
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="request.id", index=True)
-    step_id: int = Field(foreign_key="step.id")
-    actor_id: str = Field(foreign_key="person.id", max_length=64)
+    step_id: int | None = Field(default=None, foreign_key="step.id")
+    actor_id: str | None = Field(default=None, foreign_key="person.id", max_length=64)
+    on_behalf_of: str | None = Field(default=None, max_length=64)  # the assignee a delegate acted for
     verb: str = Field(max_length=20)
     reason: str | None = Field(default=None, max_length=2000)
+    target: str | None = Field(default=None, max_length=200)  # send_back: where to; transfer: to whom
     decided_at: datetime = _instant()
+
+
+class DelegationRow(SQLModel, table=True):
+    """`from_id` lets `to_id` decide in their place in [starts, ends), for the listed policies (empty: all)."""
+
+    __tablename__ = "delegation"
+    __table_args__ = (Index("ix_delegation_to", "to_id", "ends"),)
+    id: int | None = Field(default=None, primary_key=True)
+    from_id: str = Field(foreign_key="person.id", max_length=64, index=True)
+    to_id: str = Field(foreign_key="person.id", max_length=64)
+    starts: datetime = _instant()
+    ends: datetime = _instant()
+    policies: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reason: str | None = Field(default=None, max_length=500)
+    created_by: str = Field(foreign_key="person.id", max_length=64)
+    created_at: datetime = _instant()
+    revoked_at: datetime | None = _instant(nullable=True)
+
+
+class CommentRow(SQLModel, table=True):
+    """A remark on a request, a submission or an obligation; never edited (a correction is a new comment)."""
+
+    __tablename__ = "comment"
+    __table_args__ = (Index("ix_comment_subject", "subject_type", "subject_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subject_type: str = Field(max_length=20)  # request | submission | obligation
+    subject_id: int
+    author_id: str = Field(foreign_key="person.id", max_length=64)
+    text: str = Field(max_length=2000)
+    created_at: datetime = _instant()
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A file stored in the database (size-limited, content type checked), attached to a request or a
+    submission once that is filed; `kind` names the attachment kind a policy requires."""
+
+    __tablename__ = "attachment"
+    __table_args__ = (Index("ix_attachment_owner", "owner_type", "owner_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    owner_type: str | None = Field(default=None, max_length=20)  # request | submission; None until attached
+    owner_id: int | None = None
+    kind: str | None = Field(default=None, max_length=64)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    uploaded_by: str = Field(foreign_key="person.id", max_length=64, index=True)
+    uploaded_at: datetime = _instant()
 
 
 # --- reporting obligations ----------------------------------------------------------------------------
@@ -136,9 +193,33 @@ class ObligationRow(SQLModel, table=True):
     nominal_date: str = Field(max_length=10)
     shift: str = Field(max_length=30)
     provisional: bool = False
-    state: str = Field(default="open", max_length=20, index=True)  # open | late | submitted
+    # open | late | under_review | submitted | waived
+    state: str = Field(default="open", max_length=20, index=True)
+    late: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    """Was (or is) past its due time without an accepted submission."""
     submitted_at: datetime | None = _instant(nullable=True)
+    waived_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _instant()
+
+
+class SubmissionRow(SQLModel, table=True):
+    """A report handed in for an obligation. A correction (修报) or late report (补报) is a new row that
+    points at the one it corrects; rows are never overwritten. With a review chain, `review_request_id` is
+    the approval request (of the review policy) that reviews it."""
+
+    __tablename__ = "submission"
+    id: int | None = Field(default=None, primary_key=True)
+    obligation_id: int = Field(foreign_key="obligation.id", index=True)
+    kind: str = Field(default="original", max_length=20)  # original | correction (修报) | late (补报)
+    corrects_id: int | None = Field(default=None, foreign_key="submission.id")
+    submitted_by: str = Field(foreign_key="person.id", max_length=64)
+    submitted_at: datetime = _instant()
+    note: str | None = Field(default=None, max_length=2000)
+    late: bool = False
+    # under_review | accepted | returned | superseded
+    state: str = Field(default="accepted", max_length=20)
+    review_request_id: int | None = Field(default=None, foreign_key="request.id")
+    reviewed_at: datetime | None = _instant(nullable=True)
 
 
 # --- time-driven work, audit, outbox ------------------------------------------------------------------
@@ -166,7 +247,8 @@ class ThresholdRow(SQLModel, table=True):
 
 
 class AuditEventRow(SQLModel, table=True):
-    """Append-only, hash-chained: each event's hash covers its content and the previous hash."""
+    """Append-only, hash-chained: each event's hash covers its content and the previous hash.
+    Database triggers refuse UPDATE and DELETE on this table."""
 
     __tablename__ = "audit_event"
     seq: int | None = Field(default=None, primary_key=True)
@@ -211,3 +293,71 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _instant()
     sent_at: datetime | None = _instant(nullable=True)
+
+
+# --- accounts, idempotency, uploaded calendars ---------------------------------------------------------
+
+class AuthSessionRow(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random secret, the table its SHA-256."""
+
+    __tablename__ = "auth_session"
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie secret
+    person_id: str = Field(foreign_key="person.id", max_length=64, index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _instant()
+    last_seen_at: datetime = _instant()
+    expires_at: datetime = _instant(index=True)
+    revoked_at: datetime | None = _instant(nullable=True)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A personal API token for scripts: random, stored as its SHA-256, revocable, with an expiry."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(foreign_key="person.id", max_length=64, index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)  # the first characters, to recognise a token in a list
+    created_at: datetime = _instant()
+    expires_at: datetime = _instant()
+    last_used_at: datetime | None = _instant(nullable=True)
+    revoked_at: datetime | None = _instant(nullable=True)
+
+
+class LoginFailureRow(SQLModel, table=True):
+    """A failed sign-in, for rate limiting by account and by address across API replicas."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_account", "account", "at"),
+                      Index("ix_login_failure_remote", "remote", "at"))
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=64)
+    remote: str = Field(max_length=64)
+    at: datetime = _instant()
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The first answer to a state-changing call with an Idempotency-Key, stored in the call's own
+    transaction: a retry gets it back; the same key with another body is refused."""
+
+    __tablename__ = "idempotency_key"
+    person_id: str = Field(primary_key=True, foreign_key="person.id", max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    method: str = Field(max_length=10)
+    path: str = Field(max_length=500)
+    body_hash: str = Field(max_length=64)
+    status_code: int
+    response: Any = Field(sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _instant(index=True)
+
+
+class HolidayYearRow(SQLModel, table=True):
+    """A working-day calendar year uploaded by an administrator (overrides the shipped file of that year)."""
+
+    __tablename__ = "holiday_year"
+    year: int = Field(primary_key=True)
+    text: str
+    content_hash: str = Field(max_length=64)
+    uploaded_by: str = Field(foreign_key="person.id", max_length=64)
+    uploaded_at: datetime = _instant()
