@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
 from api.auth import CurrentPerson, SessionDep
+from api.idempotency import Write
 from api.schemas import DecisionCreate, RequestCreate, RequestPublic, RowId, StepPublic, TaskList, TaskPublic
 from config import clock
 from flows.schedule import nudge
@@ -31,15 +32,15 @@ async def _public(session: SessionDep, request: RequestRow, tz: str) -> RequestP
 
 
 @router.post("/requests", status_code=status.HTTP_201_CREATED, response_model=RequestPublic)
-async def create_request(body: RequestCreate, person: CurrentPerson, session: SessionDep,
-                         http: Request) -> RequestPublic:
+async def create_request(body: RequestCreate, person: CurrentPerson, write: Write, http: Request) -> RequestPublic:
     """File a request under an approval policy; the first step is assigned at once."""
     runtime = http.app.state.runtime
-    async with runtime.write() as writer:
-        row = await file_request(writer, runtime, policy_id=body.policy, form=body.form,
+    async with write() as session:
+        row = await file_request(session, runtime, policy_id=body.policy, form=body.form,
                                  requester_id=person.id, now=clock.now())
+        answer = write.respond(await _public(session, row, runtime.timezone), status_code=201)
     nudge(http.app.state.scheduler)
-    return await _public(session, row, runtime.timezone)
+    return answer
 
 
 @router.get("/requests/{request_id}", response_model=RequestPublic)
@@ -50,14 +51,15 @@ async def read_request(request_id: RowId, person: CurrentPerson, session: Sessio
 
 @router.post("/requests/{request_id}/steps/{step_id}/decision", response_model=RequestPublic)
 async def decide_step(request_id: RowId, step_id: RowId, body: DecisionCreate, person: CurrentPerson,
-                      session: SessionDep, http: Request) -> RequestPublic:
+                      write: Write, http: Request) -> RequestPublic:
     """Approve, or reject with a reason. 409 if the step was already decided (e.g. a concurrent click)."""
     runtime = http.app.state.runtime
-    async with runtime.write() as writer:
-        row = await decide(writer, runtime, request_id=request_id, step_id=step_id, actor_id=person.id,
+    async with write() as session:
+        row = await decide(session, runtime, request_id=request_id, step_id=step_id, actor_id=person.id,
                            verb=body.verb, reason=body.reason, now=clock.now())
+        answer = write.respond(await _public(session, row, runtime.timezone))
     nudge(http.app.state.scheduler)
-    return await _public(session, row, runtime.timezone)
+    return answer
 
 
 @router.get("/tasks", response_model=TaskList)
