@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import misc, obligations, pages, requests
+from api import attachments, misc, obligations, pages, requests, submissions
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -38,6 +38,8 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     install_error_handlers(app)
     app.include_router(requests.router)
     app.include_router(obligations.router)
+    app.include_router(attachments.router)
+    app.include_router(submissions.router)
     app.include_router(misc.router)
     app.include_router(pages.router)
 

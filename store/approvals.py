@@ -260,6 +260,8 @@ async def _finish(session: AsyncSession, runtime: Runtime, request: RequestRow, 
                   now=now, context={"request": await _request_context(session, request, policy, requester),
                                     "outcome": outcome, "decider_name": decider_name, "meaning": meaning,
                                     "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}"})
+    from store.submissions import review_finished  # a submission's review ends with its request
+    await review_finished(session, runtime, request, outcome, now)
 
 
 async def _request_context(session: AsyncSession, request: RequestRow, policy: ApprovalPolicy,
