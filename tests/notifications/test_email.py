@@ -64,6 +64,9 @@ def representative_context(event: str, *, provisional: bool = False) -> dict[str
         "step_escalated": {"request": request, "step": step, "approver_name": "张主任", "link": REQUEST_LINK},
         "obligation_reminder": {"obligation": obligation, "link": OBLIGATION_LINK},
         "obligation_overdue": {"obligation": obligation, "link": OBLIGATION_LINK},
+        "submission_reviewed": {"obligation": obligation, "submission": {"id": 3, "kind": "original",
+                                                                         "state": "returned"},
+                                "outcome": "rejected", "submitter_name": "马超", "link": OBLIGATION_LINK},
     }
     return contexts[event]
 
