@@ -81,10 +81,10 @@ async def yaml_text(http: Request) -> str:
                             f"text/plain (got {content_type or 'none'!r})")
     declared = http.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_YAML_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_YAML_BYTES} bytes")
+        raise HTTPException(413, f"the body is larger than {MAX_YAML_BYTES} bytes")
     body = await http.body()
     if len(body) > MAX_YAML_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_YAML_BYTES} bytes")
+        raise HTTPException(413, f"the body is larger than {MAX_YAML_BYTES} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
