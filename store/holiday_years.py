@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,15 +47,16 @@ class KnownYear:
 _LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$", re.S)
 
 
-def located_problems(problems: tuple[str, ...]) -> list[dict[str, object]]:
-    """"2027.yaml:7:23: message" → {"line": 7, "column": 23, "message": ..., "severity": "error"}."""
-    found: list[dict[str, object]] = []
+def located_problems(problems: tuple[str, ...]) -> list[dict[str, Any]]:
+    """"2027.yaml:7:23: message" → {"line": 7, "column": 23, "message": ..., "severity": "error"}, in
+    the order of the text."""
+    found: list[dict[str, Any]] = []
     for text in problems:
         match = _LOCATED.match(text)
         line, column, message = (int(match["line"]), int(match["col"]), match["message"]) if match \
             else (1, 1, text.split(": ", 1)[-1])
         found.append({"line": line, "column": column, "message": message, "severity": "error"})
-    return found
+    return sorted(found, key=lambda p: (p["line"], p["column"]))
 
 
 def content_hash(text: str) -> str:

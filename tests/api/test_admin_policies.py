@@ -58,7 +58,8 @@ async def test_a_new_version_is_current_and_a_request_filed_before_keeps_its_ver
     assert decided.status_code == 200, decided.text
     assert decided.json()["state"] == "approved"
     async with runtime.sessions() as session:
-        event = (await session.execute(select(AuditEventRow).where(AuditEventRow.action == "policy.upload"))).scalar_one()
+        event = (await session.execute(select(AuditEventRow)
+                                       .where(AuditEventRow.action == "policy.upload"))).scalar_one()
     assert event.actor_id == "admin"
     assert event.data["version"] == uploaded["version"]
     assert event.data["before"]["version"] == detail["versions"][1]["version"]
