@@ -3,7 +3,8 @@
 Every change is checked against the whole organisation before anything is written: the changed
 snapshot must not add a problem (`Organisation.problems()`: a head who is not a person, a person in a
 department that does not exist; and here also a head or leader in charge who is deactivated, since
-approver rules skip inactive people and would then reach nobody). A refused change stores nothing.
+approver rules skip inactive people and would then reach nobody, and the last active administrator
+losing the role). A refused change stores nothing.
 Each change is audited with the values before and after (never a password hash).
 
 There is no deletion: a person leaves by `active: false` (they cannot sign in; steps already assigned
@@ -28,6 +29,7 @@ from store.organisation import load_organisation
 from store.registry import PolicyRegistry
 from store.tables import DepartmentRow, PersonRow
 
+ADMIN_ROLE = "admin"
 DEPARTMENT_FIELDS = ("name", "head", "leader_in_charge")
 PERSON_FIELDS = ("name", "department", "title", "email", "roles", "lang", "active")
 
@@ -35,13 +37,16 @@ PERSON_FIELDS = ("name", "department", "title", "email", "roles", "lang", "activ
 # --- checks -----------------------------------------------------------------------------------------------
 
 def organisation_problems(org: Organisation) -> list[str]:
-    """`Organisation.problems()` plus references to deactivated people (who can no longer act)."""
+    """`Organisation.problems()` plus references to deactivated people (who can no longer act), and an
+    organisation left without an active administrator."""
     found = org.problems()
     for d in org.departments.values():
         for what, pid in (("head", d.head), ("leader_in_charge", d.leader_in_charge)):
             person = org.people.get(pid) if pid else None
             if person is not None and not person.active:
                 found.append(f"department {d.code}: {what} {pid!r} is deactivated")
+    if not any(org.people[pid].active for pid in org.with_role(ADMIN_ROLE)):
+        found.append(f"role {ADMIN_ROLE}: no active person holds it (nobody could administer duly)")
     return found
 
 

@@ -103,6 +103,17 @@ class TestPeople:
         with live_server.client("liu.yang") as head:
             assert head.get("/api/me").status_code == 200
 
+    def test_the_last_administrator_cannot_remove_their_own_role(self, live_server):
+        with live_server.client("admin") as admin:
+            answer = admin.patch("/api/people/admin", json={"roles": []})
+            assert answer.status_code == 422
+            assert answer.json()["error"]["problems"] == {
+                "role admin": "no active person holds it (nobody could administer duly)"}
+            assert admin.patch("/api/people/feng.xue", json={"roles": ["admin"]}).status_code == 200
+            assert admin.patch("/api/people/admin", json={"roles": []}).status_code == 200
+        with live_server.client("admin") as former:
+            assert former.get("/api/roles").status_code == 403
+
     def test_moving_a_head_away_is_allowed_once_the_department_has_a_new_head(self, live_server):
         with live_server.client("admin") as admin:
             assert admin.patch("/api/departments/finance", json={"head": "ma.chao"}).status_code == 200
