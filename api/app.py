@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import attachments, misc, obligations, pages, requests, submissions
+from api import admin, attachments, misc, obligations, pages, requests, submissions
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -41,6 +41,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(attachments.router)
     app.include_router(submissions.router)
     app.include_router(misc.router)
+    app.include_router(admin.router)
     app.include_router(pages.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

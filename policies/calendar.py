@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["CalendarDataError", "DayRange", "Holiday", "HolidayYear", "WorkCalendar", "load_holiday_year"]
+__all__ = ["CalendarDataError", "DayRange", "Holiday", "HolidayYear", "WorkCalendar", "load_holiday_year",
+           "load_holiday_year_text"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _ONE_DAY = timedelta(days=1)
@@ -169,6 +170,13 @@ def load_holiday_year(path: Path) -> HolidayYear:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CalendarDataError([f"{path}: cannot read the file ({exc.strerror})"]) from exc
+    return load_holiday_year_text(text, file=path)
+
+
+def load_holiday_year_text(text: str, *, file: Path | str) -> HolidayYear:
+    """Parse one year's arrangement given as text (an upload); ``file`` names it in the problems, and a
+    name like ``2027.yaml`` must match the year inside, as for a file on disk."""
+    path = Path(file)
     root: yaml.Node | None = None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)

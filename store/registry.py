@@ -13,6 +13,13 @@ from policies.models import ApprovalPolicy, CalendarPolicy
 from store.errors import NotFoundError
 from store.tables import PolicyVersionRow
 
+UPLOAD_SOURCE = "upload:"
+"""`source` of a version an administrator uploaded: "upload:<policy id>" (a file's version holds its path)."""
+
+
+def is_uploaded(row: PolicyVersionRow) -> bool:
+    return row.source.startswith(UPLOAD_SOURCE)
+
 
 class PolicyRegistry:
     """In-memory cache of parsed policy versions, keyed by the version row id."""
@@ -57,29 +64,49 @@ class PolicyRegistry:
         """Store any new versions and make the given ones current (in the caller's transaction).
 
         `loaded` is every policy the files hold: a policy id that is not among them was withdrawn, so no
-        version of it stays current (requests already filed keep running on theirs)."""
+        version of it stays current (requests already filed keep running on theirs). A version uploaded
+        by an administrator (POST /api/policies) outlives a restart: it stays current when the files hold
+        no newer text of that policy, and a policy that only an upload made is not withdrawn."""
         loaded = list(loaded)
         kept = {item.id for item in loaded}
+        current_rows = {row.policy_id: row for row in (await session.execute(
+            select(PolicyVersionRow).where(PolicyVersionRow.current))).scalars()}
+        uploaded = {pid: row for pid, row in current_rows.items() if is_uploaded(row)}
         await session.execute(update(PolicyVersionRow).where(
-            PolicyVersionRow.current, PolicyVersionRow.policy_id.not_in(kept))  # type: ignore[arg-type,attr-defined]
+            PolicyVersionRow.current, PolicyVersionRow.policy_id.not_in(kept | set(uploaded)))  # type: ignore[arg-type,attr-defined]
             .values(current=False))
-        self._current = {policy_id: vid for policy_id, vid in self._current.items() if policy_id in kept}
+        self._current = {policy_id: vid for policy_id, vid in self._current.items()
+                         if policy_id in kept or policy_id in uploaded}
+        for policy_id, row in uploaded.items():
+            if policy_id not in kept:
+                self._remember(row)
         for item in loaded:
-            row = (await session.execute(select(PolicyVersionRow).where(
-                PolicyVersionRow.policy_id == item.id,
-                PolicyVersionRow.content_hash == item.content_hash))).scalar_one_or_none()
-            await session.execute(update(PolicyVersionRow).where(PolicyVersionRow.policy_id == item.id)
-                                  .values(current=False))
-            if row is None:
-                row = PolicyVersionRow(policy_id=item.id, kind=item.policy.kind, title=item.policy.title,
-                                       content_hash=item.content_hash, source=item.source, text=item.text,
-                                       loaded_at=now)
-                session.add(row)
-            row.current = True
-            await session.flush()
+            row = await _stored(session, item)
+            newer_upload = uploaded.get(item.id)
+            if row is not None and newer_upload is not None and (newer_upload.id or 0) > (row.id or 0):
+                self._remember(newer_upload)  # the files still hold the text the upload replaced
+                continue
+            row = await _store_current(session, item, row, source=item.source, now=now)
             assert row.id is not None
-            self._by_version[row.id] = item
-            self._current[item.id] = row.id
+            self.publish(row.id, item)
+
+    async def store_version(self, session: AsyncSession, item: LoadedPolicy, *, now: datetime,
+                            source: str) -> tuple[PolicyVersionRow, bool]:
+        """Store `item` as a version of its policy (unless that text is stored already) and mark it the
+        current one in the database; returns the row and whether it is new. The cache is not touched:
+        call `publish` once the transaction has committed."""
+        row = await _stored(session, item)
+        return await _store_current(session, item, row, source=source, now=now), row is None
+
+    def publish(self, version_id: int, item: LoadedPolicy) -> None:
+        """Make a stored version current in this process (new requests are filed under it)."""
+        self._by_version[version_id] = item
+        self._current[item.id] = version_id
+
+    def _remember(self, row: PolicyVersionRow) -> None:
+        assert row.id is not None
+        self._by_version.setdefault(row.id, load_policy_text(row.text, file=row.source))
+        self._current[row.policy_id] = row.id
 
     async def load_current(self, session: AsyncSession) -> None:
         """Fill the cache with the versions marked current in the database (API replicas, workers)."""
@@ -90,3 +117,23 @@ class PolicyRegistry:
             self._by_version.setdefault(row.id, load_policy_text(row.text, file=row.source))
             current[row.policy_id] = row.id
         self._current = current  # a policy withdrawn since the last call is no longer current here either
+
+
+async def _stored(session: AsyncSession, item: LoadedPolicy) -> PolicyVersionRow | None:
+    return (await session.execute(select(PolicyVersionRow).where(
+        PolicyVersionRow.policy_id == item.id,
+        PolicyVersionRow.content_hash == item.content_hash))).scalar_one_or_none()
+
+
+async def _store_current(session: AsyncSession, item: LoadedPolicy, row: PolicyVersionRow | None, *,
+                         source: str, now: datetime) -> PolicyVersionRow:
+    """`row` (or a new row holding `item`) becomes the one current version of the policy."""
+    await session.execute(update(PolicyVersionRow).where(PolicyVersionRow.policy_id == item.id)
+                          .values(current=False))
+    if row is None:
+        row = PolicyVersionRow(policy_id=item.id, kind=item.policy.kind, title=item.policy.title,
+                               content_hash=item.content_hash, source=source, text=item.text, loaded_at=now)
+        session.add(row)
+    row.current = True
+    await session.flush()
+    return row

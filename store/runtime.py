@@ -19,6 +19,7 @@ from config.settings import Settings
 from policies.calendar import WorkCalendar
 from policies.loader import load_policies
 from store.db import create_engine_for, is_sqlite, session_factory
+from store.holiday_years import load_calendar
 from store.registry import PolicyRegistry
 
 
@@ -60,8 +61,9 @@ class Runtime:
 
 
 async def build_runtime(settings: Settings, *, sync_policies_now: object | None = None) -> Runtime:
-    """Connect, load the calendar, and load the policies (from files when `sync_policies_now` is an
-    instant: new versions are stored; otherwise the current versions are read from the database)."""
+    """Connect, load the calendar (the shipped holiday files plus the years uploaded to the database), and
+    load the policies (from files when `sync_policies_now` is an instant: new versions are stored;
+    otherwise the current versions are read from the database)."""
     url = settings.resolved_database_url
     engine = create_engine_for(url)
     runtime = Runtime(engine=engine, sessions=session_factory(engine),
@@ -69,6 +71,7 @@ async def build_runtime(settings: Settings, *, sync_policies_now: object | None 
                       registry=PolicyRegistry(), timezone=settings.timezone,
                       public_url=settings.public_url, sqlite=is_sqlite(url), settings=settings)
     async with runtime.write() as session:
+        runtime.calendar = await load_calendar(session, settings.holidays_dir)
         if sync_policies_now is not None:
             await runtime.registry.sync(session, load_policies(settings.policy_paths, unique_ids="all"),
                                         now=sync_policies_now)  # type: ignore[arg-type]

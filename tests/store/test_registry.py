@@ -61,3 +61,55 @@ async def test_a_withdrawn_policy_put_back_unchanged_is_current_again_with_its_o
 
     assert runtime.registry.current("it-hardware-purchase")[0] == version_id
     assert await _current_in_database(runtime) == ["it-hardware-purchase", "municipal-monthly-reports"]
+
+
+async def _upload(runtime, text: str) -> int:
+    from policies.loader import load_policy_text
+    from store.registry import UPLOAD_SOURCE
+
+    item = load_policy_text(text, file="<upload>")
+    async with runtime.sessions() as session, session.begin():
+        row, _ = await runtime.registry.store_version(session, item, now=NOW, source=UPLOAD_SOURCE + item.id)
+    assert row.id is not None
+    runtime.registry.publish(row.id, item)
+    return row.id
+
+
+PURCHASE = (LIBRARY / "it-hardware-purchase.yaml").read_text(encoding="utf-8")
+BOTH = {"it-hardware-purchase", "municipal-monthly-reports"}
+
+
+async def test_an_uploaded_version_stays_current_when_the_files_still_hold_the_text_it_replaced(runtime):
+    uploaded = await _upload(runtime, PURCHASE.replace("50000", "40000"))
+
+    await _sync(runtime, BOTH)  # a restart of `duly run` syncs the files again
+
+    assert runtime.registry.current("it-hardware-purchase")[0] == uploaded
+    replica = PolicyRegistry()
+    async with runtime.sessions() as session:
+        await replica.load_current(session)
+    assert replica.current("it-hardware-purchase")[0] == uploaded
+
+
+async def test_an_edited_file_wins_over_an_earlier_upload(runtime, tmp_path):
+    uploaded = await _upload(runtime, PURCHASE.replace("50000", "40000"))
+    edited = tmp_path / "it-hardware-purchase.yaml"
+    edited.write_text(PURCHASE.replace("50000", "30000"), encoding="utf-8")
+    async with runtime.sessions() as session, session.begin():
+        await runtime.registry.sync(session, load_policies([edited, LIBRARY / "municipal-monthly-reports.yaml"]),
+                                    now=NOW)
+
+    version_id, loaded = runtime.registry.current("it-hardware-purchase")
+    assert version_id > uploaded
+    assert "amount <= 30000" in loaded.text
+
+
+async def test_a_policy_only_an_upload_made_is_not_withdrawn_by_a_sync(runtime):
+    text = PURCHASE.replace("id: it-hardware-purchase", "id: it-software-purchase")
+    uploaded = await _upload(runtime, text)
+
+    await _sync(runtime, BOTH)
+
+    assert runtime.registry.current("it-software-purchase")[0] == uploaded
+    assert await _current_in_database(runtime) == ["it-hardware-purchase", "it-software-purchase",
+                                                   "municipal-monthly-reports"]
