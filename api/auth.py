@@ -16,6 +16,8 @@ changed password hash invalidates the entry.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import math
@@ -269,7 +271,23 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
                             detail=f"signed in by cookie: send the session's CSRF token in the {CSRF_HEADER} header")
 
 
-_basic = HTTPBasic(auto_error=False, realm="duly", description="account and password (scripts, demo)")
+class _Utf8Basic(HTTPBasic):
+    """HTTP Basic with UTF-8 credentials (RFC 7617; FastAPI's own decodes ASCII only, refusing 密码)."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        scheme, _, param = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            username, separator, password = base64.b64decode(param.strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            raise _unauthorised("malformed HTTP Basic credentials") from None
+        if not separator:
+            raise _unauthorised("malformed HTTP Basic credentials")
+        return HTTPBasicCredentials(username=username, password=password)
+
+
+_basic = _Utf8Basic(auto_error=False, realm="duly", description="account and password (scripts, demo)")
 _bearer = HTTPBearer(auto_error=False, description="a personal API token: POST /api/tokens")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                        description="a signed-in browser (POST /api/session); unsafe methods need X-CSRF-Token")
