@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from urllib.parse import quote
 
 import httpx
@@ -35,7 +36,7 @@ def signed_in(server, user: str) -> httpx.Client:  # type: ignore[no-untyped-def
 
 
 def get_page(server, user: str, path: str, status: int = 200) -> str:
-    with signed_in(server, user) as client:
+    with closing(signed_in(server, user)) as client:
         answer = client.get(path)
     assert answer.status_code == status, answer.text[:500]
     assert answer.headers["content-type"].startswith("text/html")
@@ -298,7 +299,7 @@ def test_scripts_may_still_read_a_page_with_http_basic(live_server):
 
 @sqlite_only
 def test_pages_run_no_scripts_are_not_cached_and_home_links_to_them(live_server):
-    with signed_in(live_server, "liu.yang") as client:
+    with closing(signed_in(live_server, "liu.yang")) as client:
         answer = client.get("/inbox")
     assert "default-src 'none'" in answer.headers["content-security-policy"]
     assert "script-src" not in answer.headers["content-security-policy"]
