@@ -124,7 +124,8 @@ async def start(http: Request, next: str = "") -> Response:
         log.warning("OIDC discovery failed: %s", exc)
         return _failed(http, "无法连接统一身份认证服务，请稍后再试或使用账号密码登录。")
     flow = {"state": secrets.token_urlsafe(24), "nonce": secrets.token_urlsafe(24),
-            "verifier": secrets.token_urlsafe(48), "next": safe_next(next), "exp": int(time.time()) + FLOW_SECONDS}
+            "verifier": secrets.token_urlsafe(48), "next": safe_next(next),
+            "exp": int(clock.now().timestamp()) + FLOW_SECONDS}
     query = urlencode({"response_type": "code", "client_id": group.client_id, "redirect_uri": _redirect_uri(http),
                        "scope": group.scope, "state": flow["state"], "nonce": flow["nonce"],
                        "code_challenge": create_s256_code_challenge(flow["verifier"]),
@@ -139,7 +140,7 @@ async def start(http: Request, next: str = "") -> Response:
 @router.get(f"{FLOW_PATH}/callback")
 async def callback(http: Request, state: str = "", code: str = "", error: str = "") -> Response:
     group = _group(http)
-    flow = read_flow(_secret(http), http.cookies.get(FLOW_COOKIE), now=time.time())
+    flow = read_flow(_secret(http), http.cookies.get(FLOW_COOKIE), now=clock.now().timestamp())
     if error:
         return _failed(http, f"统一身份认证未完成（{error[:80]}）。")
     if flow is None or not state or not hmac.compare_digest(state, str(flow.get("state", ""))) or not code:
