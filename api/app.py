@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import admin, attachments, misc, obligations, pages, requests, submissions
+from api import accounts, admin, attachments, misc, obligations, pages, requests, submissions
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -43,6 +43,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(misc.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
+    app.include_router(accounts.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:
@@ -57,6 +58,6 @@ _HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>duly</
 <p>审批与报送时限，按中国法定工作日历计算。</p>
 <ul>
 <li><a href="/docs">REST API（OpenAPI 文档）</a></li>
-<li><a href="/inbox">我的待办</a> · <a href="/calendar">报送日历</a>（浏览器会提示登录）</li>
+<li><a href="/inbox">我的待办</a> · <a href="/calendar">报送日历</a>（需先登录）</li>
 <li><a href="/api/mail">邮件收件箱（内置邮件捕获）</a></li>
 </ul></body></html>"""

@@ -1,8 +1,9 @@
 """Read-only HTML pages for people: a request, an obligation, my inbox, the reporting calendar.
 
 E-mails link to `/requests/{id}` and `/obligations/{id}`. The pages only read; decisions and submissions
-stay in the REST API. Authorisation is the API's own: HTTP Basic (the browser asks), and a request or
-obligation that someone may not see answers 404 here as it does under /api.
+stay in the REST API. Every page needs a signed-in browser (a session cookie; without one the login page,
+which comes back afterwards), and a request or obligation that someone may not see answers 404 here as it
+does under /api.
 
 States shown are the ones a person would expect at this instant: a pending step or an open obligation
 whose deadline has passed reads 已超时 / 逾期 at once, even before the next sweep records it.
@@ -25,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.auth import CurrentPerson, SessionDep
+from api.auth import PagePerson, SessionDep
 from api.obligations import visible_obligations
 from api.requests import my_tasks
 from api.schemas import RowId
@@ -120,7 +121,7 @@ class ObligationView:
 # --- routes -------------------------------------------------------------------------------------------
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-async def request_page(request_id: RowId, person: CurrentPerson, session: SessionDep, http: Request) -> HTMLResponse:
+async def request_page(request_id: RowId, person: PagePerson, session: SessionDep, http: Request) -> HTMLResponse:
     try:
         row = await visible_request(session, request_id, person.id)
     except NotFoundError:
@@ -151,7 +152,7 @@ async def request_page(request_id: RowId, person: CurrentPerson, session: Sessio
 
 
 @router.get("/obligations/{obligation_id}", response_class=HTMLResponse)
-async def obligation_page(obligation_id: RowId, person: CurrentPerson, session: SessionDep,
+async def obligation_page(obligation_id: RowId, person: PagePerson, session: SessionDep,
                           http: Request) -> HTMLResponse:
     row = (await session.execute(select(ObligationRow).where(
         ObligationRow.id == obligation_id, visible_obligations(person)))).scalar_one_or_none()
@@ -166,13 +167,13 @@ async def obligation_page(obligation_id: RowId, person: CurrentPerson, session: 
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-async def inbox_page(person: CurrentPerson, session: SessionDep, http: Request) -> HTMLResponse:
+async def inbox_page(person: PagePerson, session: SessionDep, http: Request) -> HTMLResponse:
     """My open tasks: exactly what GET /api/tasks answers."""
     return await _render(http, session, person, "inbox.html", {"tasks": await my_tasks(person, session, http)})
 
 
 @router.get("/calendar", response_class=HTMLResponse)
-async def calendar_page(person: CurrentPerson, session: SessionDep, http: Request,
+async def calendar_page(person: PagePerson, session: SessionDep, http: Request,
                         period: str = "", state: str = "") -> HTMLResponse:
     """Obligations I may see (the API's rule), grouped by due date. Without a period: everything not yet
     submitted, and everything due since the first day of last month."""
@@ -335,7 +336,9 @@ async def _render(http: Request, session: AsyncSession, person: PersonRow, name:
     me = {"name": person.name, "department": await _department_name(session, person.department_code)}
     tz = http.app.state.runtime.timezone
     zone = "北京时间" if tz == "Asia/Shanghai" else tz
-    return templates.TemplateResponse(http, name, {"me": me, "path": http.url.path, "zone": zone, **context},
+    csrf = http.state.principal.csrf or ""  # for the sign-out button (signed in by cookie only)
+    return templates.TemplateResponse(http, name, {"me": me, "path": http.url.path, "zone": zone, "csrf": csrf,
+                                                   **context},
                                       status_code=status_code, headers=HEADERS)
 
 

@@ -6,6 +6,8 @@ Every field can be set with a `DULY_*` environment variable, e.g. `DULY_DATABASE
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +49,43 @@ class PrefectGroup(BaseModel):
     port: int = Field(default=4200, ge=1, le=65535)
 
 
+class SessionGroup(BaseModel):
+    """Signed-in browsers (cookie `duly_session`) and the limits on signing in."""
+
+    idle_minutes: int = Field(default=8 * 60, ge=5, le=7 * 24 * 60, description="signed out after this long unused")
+    lifetime_hours: int = Field(default=7 * 24, ge=1, le=90 * 24, description="signed out this long after sign-in")
+    failures_per_account: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per account per window")
+    failures_per_address: int = Field(default=30, ge=1, le=100_000, description="failed sign-ins per client address")
+    failure_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+
+class OidcGroup(BaseModel):
+    """Optional single sign-on with an OpenID Connect provider (authorisation code flow with PKCE).
+
+    A person signs in when the provider's ID token carries `claim` (default `email`) equal, ignoring case,
+    to the same field of an active person in duly. Register `<base_url>/login/oidc/callback` as the
+    redirect URI at the provider."""
+
+    enabled: bool = False
+    server_metadata_url: str | None = Field(
+        default=None, description="the discovery document; default <issuer>/.well-known/openid-configuration")
+    issuer: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str = "openid email profile"
+    claim: Literal["email", "sub", "preferred_username"] = Field(
+        default="email", description="the ID token claim matched to a person (email: person.email; else person.id)")
+    button_label: str = Field(default="统一身份认证登录", max_length=40)
+
+    @property
+    def metadata_url(self) -> str:
+        if self.server_metadata_url:
+            return self.server_metadata_url
+        if not self.issuer:
+            raise ValueError("oidc: set server_metadata_url or issuer")
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DULY_", env_nested_delimiter="__", extra="ignore")
 
@@ -66,6 +105,11 @@ class Settings(BaseSettings):
     smtp: SmtpGroup = Field(default_factory=SmtpGroup)
     scheduler: SchedulerGroup = Field(default_factory=SchedulerGroup)
     prefect: PrefectGroup = Field(default_factory=PrefectGroup)
+    session: SessionGroup = Field(default_factory=SessionGroup)
+    oidc: OidcGroup = Field(default_factory=OidcGroup)
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs short-lived cookies (OIDC sign-in); default: generated once into "
+                                  "<data_dir>/secret_key (mode 0600); set it when API replicas share no disk")
 
     @property
     def resolved_database_url(self) -> str:
@@ -78,3 +122,22 @@ class Settings(BaseSettings):
     @property
     def maildir(self) -> Path:
         return self.data_dir / "mail"
+
+    def server_secret(self) -> bytes:
+        """`secret_key`, or the one generated and kept under the data directory (created at first use)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "wb") as out:
+            out.write(secret)
+        return secret

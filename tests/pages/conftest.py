@@ -107,10 +107,20 @@ def _browser_problem() -> str | None:
     return None
 
 
+async def sign_in_with_the_form(page: Any, url: str, user: str, password: str = "duly-demo") -> None:
+    """What a person does: open the login page, type the account and password, press 登录."""
+    await page.goto(f"{url}/login")
+    await page.get_by_label("账号").fill(user)
+    await page.get_by_label("密码").fill(password)
+    await page.get_by_role("button", name="登录").click()
+    await page.wait_for_url(f"{url}/inbox")
+
+
 @pytest.fixture
-def chromium(tmp_path: Path) -> Callable[..., Any]:
-    """Debian's Chromium driven by Playwright, with a fresh profile and HTTP Basic credentials for `user`.
-    Skips when Chromium or Playwright is missing, unless DULY_REQUIRE_BROWSER=1 (CI), which fails instead."""
+def chromium(tmp_path: Path, live_server) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
+    """Debian's Chromium driven by Playwright, with a fresh profile, signed in as `user` through the login
+    form (None: not signed in). Skips when Chromium or Playwright is missing, unless DULY_REQUIRE_BROWSER=1
+    (CI), which fails instead."""
     problem = _browser_problem()
     if problem:
         if os.environ.get("DULY_REQUIRE_BROWSER") == "1":
@@ -119,14 +129,16 @@ def chromium(tmp_path: Path) -> Callable[..., Any]:
     from playwright.async_api import async_playwright
 
     @asynccontextmanager
-    async def open_as(user: str, *, width: int = 1280, height: int = 900) -> AsyncIterator[Any]:
+    async def open_as(user: str | None, *, width: int = 1280, height: int = 900) -> AsyncIterator[Any]:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
                 tmp_path / f"profile-{user}", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-                http_credentials={"username": user, "password": "duly-demo"}, locale="zh-CN",
-                timezone_id=SHANGHAI, viewport={"width": width, "height": height})
+                locale="zh-CN", timezone_id=SHANGHAI, viewport={"width": width, "height": height})
             try:
-                yield context.pages[0] if context.pages else await context.new_page()
+                page = context.pages[0] if context.pages else await context.new_page()
+                if user is not None:
+                    await sign_in_with_the_form(page, live_server.url, user)
+                yield page
             finally:
                 await context.close()
 

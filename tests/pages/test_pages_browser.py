@@ -58,3 +58,34 @@ async def test_statistician_sees_the_calendar_with_late_and_provisional_reports(
         await page.locator("li.late a").first.click()
         await page.wait_for_url("**/obligations/*")
         assert "逾期" in await page.locator("main h1").inner_text()
+
+
+async def test_login_page_refuses_a_wrong_password_then_lands_on_the_page_asked_for(live_server, chromium, tmp_path,
+                                                                                   keep):
+    async with chromium(None) as page:
+        await page.goto(f"{live_server.url}/calendar")
+        await page.wait_for_url(f"{live_server.url}/login?next=%2Fcalendar")
+        assert await page.title() == "登录 · duly"
+        shot = tmp_path / "login.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        keep(shot, "duly-login.png")
+        Path("/tmp/login.png").write_bytes(shot.read_bytes())
+        assert png_size(shot)[0] == 1280
+
+        await page.get_by_label("账号").fill("he.jing")
+        await page.get_by_label("密码").fill("not-my-password")
+        await page.get_by_role("button", name="登录").click()
+        await page.wait_for_load_state()
+        assert (await page.get_by_role("alert").inner_text()).strip() == "账号或密码错误。"
+        assert await page.get_by_label("账号").input_value() == "he.jing"  # kept; the password is not
+        assert await page.get_by_label("密码").input_value() == ""
+
+        await page.get_by_label("密码").fill("duly-demo")
+        await page.get_by_role("button", name="登录").click()
+        await page.wait_for_url(f"{live_server.url}/calendar")
+        assert "何静" in await page.locator("header").inner_text()
+
+        await page.get_by_role("button", name="退出登录").click()
+        await page.wait_for_url(f"{live_server.url}/login")
+        await page.goto(f"{live_server.url}/inbox")
+        await page.wait_for_url(f"{live_server.url}/login?next=%2Finbox")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from contextlib import closing
+from urllib.parse import quote
 
+import httpx
 import pendulum
 import pytest
 from sqlalchemy import update
@@ -23,8 +26,17 @@ def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+def signed_in(server, user: str) -> httpx.Client:  # type: ignore[no-untyped-def]
+    """A client that signed in through the login form, as a browser does (the pages take no HTTP Basic
+    prompt any more); it holds the session cookie."""
+    client = httpx.Client(base_url=server.url, timeout=30)
+    answer = client.post("/login", data={"username": user, "password": "duly-demo", "next": "/inbox"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/inbox", answer.text[:300]
+    return client
+
+
 def get_page(server, user: str, path: str, status: int = 200) -> str:
-    with server.client(user) as client:
+    with closing(signed_in(server, user)) as client:
         answer = client.get(path)
     assert answer.status_code == status, answer.text[:500]
     assert answer.headers["content-type"].startswith("text/html")
@@ -268,17 +280,26 @@ class TestCalendar:
 
 
 @sqlite_only
-def test_every_page_asks_for_credentials(live_server):
+def test_every_page_sends_a_browser_without_a_session_to_the_login_page(live_server):
     with live_server.client(None) as client:
         answers = {path: client.get(path) for path in PAGES}
-    assert {path: a.status_code for path, a in answers.items()} == dict.fromkeys(PAGES, 401)
-    # the challenge is what makes a browser prompt for the account
-    assert {a.headers["www-authenticate"] for a in answers.values()} == {'Basic realm="duly"'}
+    assert {path: a.status_code for path, a in answers.items()} == dict.fromkeys(PAGES, 303)
+    assert {path: a.headers["location"] for path, a in answers.items()} == {
+        path: "/login?next=" + quote(path, safe="") for path in PAGES}
+    assert all("www-authenticate" not in a.headers for a in answers.values())  # no browser Basic prompt
+
+
+@sqlite_only
+def test_scripts_may_still_read_a_page_with_http_basic(live_server):
+    with live_server.client("liu.yang") as client:
+        answer = client.get("/inbox")
+    assert answer.status_code == 200 and "我的待办" in answer.text
+    assert "退出登录" not in answer.text  # nothing to sign out of
 
 
 @sqlite_only
 def test_pages_run_no_scripts_are_not_cached_and_home_links_to_them(live_server):
-    with live_server.client("liu.yang") as client:
+    with closing(signed_in(live_server, "liu.yang")) as client:
         answer = client.get("/inbox")
     assert "default-src 'none'" in answer.headers["content-security-policy"]
     assert "script-src" not in answer.headers["content-security-policy"]
