@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import misc, obligations, pages, requests
+from api import audit, idempotency, misc, obligations, pages, requests
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -36,10 +36,12 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.state.scheduler = None
     app.state.maildir = maildir
     install_error_handlers(app)
+    idempotency.install(app)
     app.include_router(requests.router)
     app.include_router(obligations.router)
     app.include_router(misc.router)
     app.include_router(pages.router)
+    app.include_router(audit.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:
