@@ -47,10 +47,10 @@ def parse_expected_head(text: str) -> ExpectedHead:
         if ":" in text:
             seq, digest = text.split(":", 1)
             return _expected(digest, int(seq))
+        return _expected(text, None)
     except (ValueError, KeyError, TypeError) as exc:
         raise AuditCommandError(f"--expect-head: expected a hash, seq:hash or the JSON of `duly audit head`; "
                                 f"{exc}") from None
-    return _expected(text, None)
 
 
 def _expected(digest: str, seq: int | None) -> ExpectedHead:
