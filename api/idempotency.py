@@ -14,8 +14,9 @@ with its key in the very transaction that made the change (a crash cannot separa
 
 How a key behaves (keys belong to the person who sent them; another person's equal key is unrelated):
 - Before the route runs, `writer` looks the key up. Stored with the same method, path and body (SHA-256
-  of the raw body bytes): the stored answer is replayed with its status code and `Idempotent-Replayed: true`,
-  and the route does not run. Stored with another method, path or body: 422 `idempotency_key_reused`.
+  of the raw body bytes; of a form or upload, of its parsed fields and files): the stored answer is
+  replayed with its status code and `Idempotent-Replayed: true`, and the route does not run.
+  Stored with another method, path or body: 422 `idempotency_key_reused`.
 - Two concurrent calls with one key both run; the loser's insert of the key violates its primary key when
   it commits, its whole transaction rolls back, and it answers with the winner's stored answer. A loser
   that fails earlier for a reason the winner caused (409: the step is already decided) answers the same way.
@@ -78,6 +79,28 @@ def _valid_key(values: list[str]) -> str | None:
     if problem:
         raise InvalidInputError(f"the Idempotency-Key header is not valid: {problem}", {HEADER: problem})
     return values[0]
+
+
+async def _body_hash(http: Request) -> str:
+    """SHA-256 of the raw body; of a form body, which FastAPI parsed (consuming the raw bytes) before the
+    dependencies ran, SHA-256 over its fields in order, files by name, type and content."""
+    try:
+        return hashlib.sha256(await http.body()).hexdigest()
+    except RuntimeError:  # "Stream consumed": a form
+        pass
+    digest = hashlib.sha256(b"form\0")
+    for name, value in (await http.form()).multi_items():
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, str):
+            digest.update(b"text\0" + value.encode() + b"\0")
+            continue
+        digest.update(f"file\0{value.filename}\0{value.content_type}\0".encode())
+        await value.seek(0)
+        while chunk := await value.read(1 << 20):
+            digest.update(chunk)
+        await value.seek(0)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _path_of(http: Request) -> str:
@@ -153,7 +176,7 @@ async def writer(http: Request, person: CurrentPerson,
     key = _valid_key(http.headers.getlist(HEADER))
     if key is None:
         return Writer(http, person)
-    write = Writer(http, person, key, hashlib.sha256(await http.body()).hexdigest())
+    write = Writer(http, person, key, await _body_hash(http))
     await write._replay_if_stored()
     return write
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import timedelta
+from typing import Annotated
 
+import httpx
 import pytest
+from fastapi import File, Form, UploadFile
 from sqlalchemy import func, select
 
+from api.app import create_app
+from api.idempotency import Write
 from store.db import sync_engine_for
 from store.tables import AuditEventRow, IdempotencyRow, OutboxRow, RequestRow
 
@@ -185,3 +190,32 @@ async def test_purged_keys_may_be_used_afresh(live_server, runtime):
     again = file_with_key(live_server, key)
     assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
     assert again.json()["id"] != first["id"]
+
+
+async def test_an_upload_with_a_key_is_replayed_and_another_file_is_refused(runtime):
+    """Form bodies are parsed before the key is looked up (their raw bytes are gone); their fields and files
+    are hashed instead."""
+    app = create_app(runtime)
+    runs: list[int] = []
+
+    @app.post("/test/upload", status_code=201)
+    async def upload(write: Write, note: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> dict:
+        content = await file.read()
+        async with write():
+            runs.append(len(content))
+            answer = write.respond({"note": note, "size": len(content), "run": len(runs)}, status_code=201)
+        return answer
+
+    key = new_key()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://duly",
+                                 auth=("huang.lei", "duly-demo")) as client:
+        def send(content: bytes):
+            return client.post("/test/upload", data={"note": "月报"}, files={"file": ("a.xlsx", content)},
+                               headers={"Idempotency-Key": key})
+
+        first, retry, other = await send(b"x" * 3000), await send(b"x" * 3000), await send(b"y" * 3000)
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.json() == first.json() == {
+        "note": "月报", "size": 3000, "run": 1}
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert runs == [3000]
