@@ -76,6 +76,8 @@ async def _with_session(url: str, work: Callable[[Any], Any]) -> Any:
             return await work(session)
     except DBAPIError as exc:
         raise AuditCommandError(f"cannot read the audit chain (is the database migrated?): {exc.orig}") from None
+    except RuntimeError as exc:  # the audit_head row is missing
+        raise AuditCommandError(str(exc)) from None
     finally:
         await engine.dispose()
 
