@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import accounts, admin, attachments, misc, obligations, pages, requests, submissions
+from api import accounts, admin, attachments, audit, idempotency, misc, obligations, pages, requests, submissions
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.state.scheduler = None
     app.state.maildir = maildir
     install_error_handlers(app)
+    idempotency.install(app)
     app.include_router(requests.router)
     app.include_router(obligations.router)
     app.include_router(attachments.router)
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(admin.router)
     app.include_router(pages.router)
     app.include_router(accounts.router)
+    app.include_router(audit.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:

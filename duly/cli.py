@@ -141,5 +141,41 @@ def db_upgrade() -> None:
     typer.echo(f"database at {settings.resolved_database_url} is up to date")
 
 
+audit_app = typer.Typer(help="the tamper-evident audit trail")
+app.add_typer(audit_app, name="audit")
+DatabaseOption = Annotated[str | None, typer.Option("--database-url", help="database URL (default: DULY_DATABASE_URL)")]
+
+
+def _database_url(given: str | None) -> str:
+    from config.settings import Settings
+
+    return given or Settings().resolved_database_url
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: DatabaseOption = None,
+                 expect_head: Annotated[str | None, typer.Option(
+                     help="a head exported earlier (hash, seq:hash, or the JSON of `duly audit head`): "
+                          "check it is still in the chain")] = None) -> None:
+    """Recompute the audit hash chain; exit 0 if intact, 1 naming the first broken event (2: unreadable)."""
+    from duly.audit_cmd import run_verify
+
+    lines, code = run_verify(_database_url(database_url), expect_head)
+    for line in lines:
+        typer.echo(line, err=code != 0)
+    raise typer.Exit(code)
+
+
+@audit_app.command("head")
+def audit_head(database_url: DatabaseOption = None) -> None:
+    """Print the chain's head as JSON {seq, hash, at}, to keep outside duly (paper, another system)."""
+    from duly.audit_cmd import run_head
+
+    lines, code = run_head(_database_url(database_url))
+    for line in lines:
+        typer.echo(line, err=code != 0)
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     app()
