@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 EVENTS: frozenset[str] = frozenset(
-    {"step_assigned", "request_decided", "step_escalated", "obligation_reminder", "obligation_overdue"}
+    {"step_assigned", "request_decided", "step_escalated", "obligation_reminder", "obligation_overdue",
+     "request_returned", "request_withdrawn"}
 )
 
 # Accepted spellings → the code used in template file names.
