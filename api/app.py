@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import misc, obligations, pages, requests
+from api import delegations, misc, obligations, pages, requests
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -37,6 +37,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.state.maildir = maildir
     install_error_handlers(app)
     app.include_router(requests.router)
+    app.include_router(delegations.router)
     app.include_router(obligations.router)
     app.include_router(misc.router)
     app.include_router(pages.router)
