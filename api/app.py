@@ -9,7 +9,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from api import accounts, admin, attachments, audit, idempotency, misc, obligations, pages, requests, submissions
+from api import (
+    accounts, admin, attachments, audit, delegations, idempotency, misc, obligations, pages, requests, submissions,
+)
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
 from flows.schedule import build_scheduler
@@ -38,6 +40,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     install_error_handlers(app)
     idempotency.install(app)
     app.include_router(requests.router)
+    app.include_router(delegations.router)
     app.include_router(obligations.router)
     app.include_router(attachments.router)
     app.include_router(submissions.router)

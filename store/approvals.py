@@ -1,8 +1,10 @@
-"""Apply approval decisions: file a request, decide a step. Each call runs in the caller's transaction
-and writes the state change, its audit event and its outbox rows together (or nothing).
+"""Apply approval decisions: file a request, store what the core decided. Each call runs in the caller's
+transaction and writes the state change, its audit event and its outbox rows together (or nothing).
 
-The core (policies/chain*.py) decides; `apply_decision` stores what it decided: the steps' new states with
-compare-and-set on the acted step, assignments, thresholds of opened steps, audit and notifications.
+The core (policies/chain*.py) decides; `apply_decision` stores what it decided: steps added by 加签 (later
+steps renumbered), the steps' new states and the request's state with compare-and-set, a decision row for
+every verb (actor None for the system), assignments, fresh thresholds of opened steps, audit and
+notifications. The verbs people use are in store/request_verbs.py.
 """
 
 from __future__ import annotations
@@ -10,20 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.chain import (
     SYSTEM,
-    Action,
     Approval,
     Decision,
-    DecisionError,
     PlannedStep,
     RequestState,
     RouteError,
     StepState,
-    apply_action,
     plan_route,
 )
 from policies.durations import add_duration
@@ -31,7 +30,8 @@ from policies.escalation import step_thresholds
 from policies.forms import FormError, form_to_json, validate_form
 from policies.models import ApprovalPolicy
 from store.audit import append_audit
-from store.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from store.delegations import active_delegations, delegators
+from store.errors import ConflictError, InvalidInputError, NotFoundError
 from store.notices import request_context, step_context
 from store.organisation import load_organisation, people_by_id
 from store.outbox import queue_message
@@ -81,96 +81,221 @@ async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: st
 
 async def decide(session: AsyncSession, runtime: Runtime, *, request_id: int, step_id: int, actor_id: str,
                  verb: str, reason: str | None, now: datetime) -> RequestRow:
-    """Record one approval or rejection on an open step with compare-and-set; move the request on."""
+    """Record one approval or rejection on an open step (store.request_verbs.act does every verb)."""
+    from store.request_verbs import act  # act builds on this module's functions
+
     if verb not in ("approve", "reject"):
         raise InvalidInputError(f"unknown verb {verb!r}", {"verb": "expected approve or reject"})
-    request = await visible_request(session, request_id, actor_id)
-    step = await session.get(StepRow, step_id)
-    if step is None or step.request_id != request.id:
-        raise NotFoundError(f"request {request_id} has no step {step_id}")
-    if step.state != "pending":
-        raise ConflictError(f"step {step.title!r} is not open for decisions (it is {step.state})")
-    # Lock order shared with the sweep: a step's thresholds before the step itself, so a decision and
-    # a sweep firing that step's escalation wait for each other instead of deadlocking.
-    await session.execute(select(ThresholdRow.id).where(
-        ThresholdRow.subject_type == "step", ThresholdRow.subject_id == step.id).with_for_update())
-    policy = await _policy(session, runtime, request)
-    state, rows = await request_state(session, request, policy)
-    try:
-        decision = apply_action(policy, state, Action(verb=verb, actor=actor_id, step=step.position,  # type: ignore[arg-type]
-                                                      reason=reason),
-                                org=await load_organisation(session), now=now)
-    except DecisionError as exc:
-        if exc.reason == "reason_required":
-            raise InvalidInputError(str(exc), {"reason": str(exc)}) from None
-        if exc.reason in ("already_decided", "not_open"):
-            raise ConflictError(str(exc)) from None
-        raise ForbiddenError(str(exc)) from None
-    await apply_decision(session, runtime, request, rows, policy, decision, now=now)
-    return request
+    return await act(session, runtime, request_id=request_id, step_id=step_id, actor_id=actor_id, verb=verb,
+                     reason=reason, now=now)
+
+
+DECIDING_VERBS = ("approve", "reject", "send_back")
+"""The verbs that count as decisions on a request (撤回 is possible only before the first)."""
 
 
 async def request_state(session: AsyncSession, request: RequestRow,
                         policy: ApprovalPolicy) -> tuple[RequestState, list[StepRow]]:
-    """The request as the core sees it, and its step rows in position order."""
+    """The request as the core sees it, and its step rows in position order. Who actually gave each
+    approval (a delegate, or the system) is read back from the decision rows."""
     rows = list((await session.execute(select(StepRow).where(StepRow.request_id == request.id)
                                        .order_by(StepRow.position))).scalars())  # type: ignore[arg-type]
-    decisions = (await session.execute(select(func.count()).select_from(DecisionRow).where(
-        DecisionRow.request_id == request.id))).scalar_one()  # type: ignore[arg-type]
-    steps = tuple(StepState(key=r.step_key, policy_step=r.step_key, title=r.title, mode=r.mode,  # type: ignore[arg-type]
-                            quorum=policy.step(r.step_key).quorum if r.mode == "quorum" else None,
-                            state=r.state, assignees=tuple(r.assignees),  # type: ignore[arg-type]
-                            approvals=tuple(Approval(place=p, actor=p) for p in r.approved_by))
+    decided = list((await session.execute(select(DecisionRow).where(
+        DecisionRow.request_id == request.id, DecisionRow.verb.in_(DECIDING_VERBS))  # type: ignore[attr-defined]
+        .order_by(DecisionRow.id))).scalars())  # type: ignore[arg-type]
+    actors: dict[tuple[int, str], str] = {}
+    for d in decided:
+        if d.verb == "approve" and d.step_id is not None:
+            actor = d.actor_id or SYSTEM
+            actors[(d.step_id, d.on_behalf_of or actor)] = actor
+    steps = tuple(StepState(key=r.step_key, policy_step=r.policy_step or r.step_key, title=r.title,
+                            mode=r.mode,  # type: ignore[arg-type]
+                            quorum=policy.step(r.policy_step or r.step_key).quorum if r.mode == "quorum" else None,
+                            state=r.state, assignees=tuple(r.assignees), added_by=r.added_by,  # type: ignore[arg-type]
+                            approvals=tuple(Approval(place=p, actor=actors.get((r.id or 0, p), p))
+                                            for p in r.approved_by))
                   for r in rows)
     return RequestState(requester=request.requester_id, policy=policy.id, state=request.state,  # type: ignore[arg-type]
-                        steps=steps, decisions=decisions), rows
+                        steps=steps, decisions=len(decided)), rows
 
 
 async def apply_decision(session: AsyncSession, runtime: Runtime, request: RequestRow, rows: Sequence[StepRow],
                          policy: ApprovalPolicy, decision: Decision, *, now: datetime,
-                         data: dict[str, object] | None = None) -> None:
-    """Store a core decision: step rows (compare-and-set on the acted step), the decision row, audit,
-    assignments, opened steps and the request's end. `data` adds to the audit event (e.g. the threshold)."""
-    if len(decision.after.steps) != len(rows):
-        raise ConflictError("this action changes the route (加签), which the store does not apply yet")
-    actor = decision.actor
+                         data: dict[str, object] | None = None) -> DecisionRow:
+    """Store a core decision: the route (steps added by 加签), step rows with compare-and-set, the
+    request's state (compare-and-set), the decision row, audit, assignments, opened steps, notifications
+    and the request's end. `data` adds to the audit event (e.g. the threshold). 409 on a lost race."""
+    rows = await _align_route(session, request, rows, decision.after.steps)
     acted = rows[decision.step] if decision.step is not None else None
+    await _store_request_state(session, request, decision)
     for index, (row, new) in enumerate(zip(rows, decision.after.steps, strict=True)):
-        if index in decision.opened or not _changed(row, new):
+        if index in decision.opened:
             continue
-        closing = row.state == "pending" and new.state != "pending"
-        query = update(StepRow).where(StepRow.id == row.id)  # type: ignore[arg-type]
-        if row is acted:
-            query = query.where(StepRow.version == row.version)  # type: ignore[arg-type]
-        changed = await session.execute(query.values(
-            state=new.state, assignees=list(new.assignees), approved_by=list(new.approved_by),
-            version=row.version + 1, decided_at=now if closing else row.decided_at))
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConflictError(f"step {row.title!r} was decided by someone else just now")
-        await session.refresh(row)
-    if decision.verb in ("approve", "reject"):
-        if acted is not None and actor != SYSTEM:
-            session.add(DecisionRow(request_id=request.id or 0, step_id=acted.id or 0, actor_id=actor,
-                                    verb=decision.verb, reason=decision.reason, decided_at=now))
-        await append_audit(session, at=now, actor_id=actor, action=f"step.{decision.verb}", subject_type="request",
-                           subject_id=request.id or 0,
-                           data={"step": acted.step_key if acted else None, "step_id": acted.id if acted else None,
-                                 "reason": decision.reason, "result": decision.step_state, **(data or {})})
+        # The acted step is always compare-and-set (even when 加签 after leaves it as it was), so two
+        # concurrent actions on one step never both succeed; a comment changes nothing and races nobody.
+        if _changed(row, new) or (row is acted and decision.verb != "comment"):
+            await _store_step(session, row, new, now=now)
+    actor = decision.actor
+    place = _place(decision)
+    row = DecisionRow(request_id=request.id or 0, step_id=acted.id if acted else None,
+                      actor_id=None if actor == SYSTEM else actor,
+                      on_behalf_of=place if place not in (None, actor) else None, verb=decision.verb,
+                      reason=decision.reason, target=_target(decision), decided_at=now)
+    session.add(row)
+    await session.flush()
+    if decision.verb not in ("reassign", "comment", "withdraw"):  # the sweep, comments, the end audit themselves
+        await append_audit(session, at=now, actor_id=actor, action=_audit_action(decision), subject_type="request",
+                           subject_id=request.id or 0, data=_audit_data(decision, acted, place, data))
     for index in decision.closed:
         await _close_assignments(session, rows[index])
         await _cancel_thresholds(session, "step", rows[index].id or 0, now)
     if acted is not None and decision.step_state == "pending" and decision.verb == "approve":
-        await _close_assignments(session, acted, only=decision.on_behalf_of or actor)
+        await _close_assignments(session, acted, only=place or actor)
+    await _notify_newcomers(session, runtime, request, policy, rows, decision, row, now=now)
     for index in decision.opened:
-        rows[index].assignees = list(decision.after.steps[index].assignees)
-        await _open_step(session, runtime, request, policy, rows[index], now=now)
-    if decision.finished in ("approved", "rejected"):
+        await _open_step(session, runtime, request, policy, rows[index], now=now, new=decision.after.steps[index])
+    if decision.verb == "send_back" and decision.target == "requester":
+        await _notify_requester(session, runtime, request, policy, "request_returned", event_key=f"decision:{row.id}",
+                                actor=actor, reason=decision.reason, now=now)
+        await _review_finished(session, runtime, request, "returned", now)
+    if decision.finished is not None:
         await _finish(session, runtime, request, policy, decision.finished, decider_id=actor,
                       reason=decision.reason, now=now)
+    return row
 
 
-async def visible_request(session: AsyncSession, request_id: int, person_id: str) -> RequestRow:
-    """The request if `person_id` may see it (requester, anyone assigned or escalated to, admin)."""
+async def _align_route(session: AsyncSession, request: RequestRow, rows: Sequence[StepRow],
+                       steps: Sequence[StepState]) -> list[StepRow]:
+    """Rows in the order of `steps`, inserting the steps 加签 added. Positions are unique per request, so
+    the later steps move up first, highest first, before the new rows take the places freed."""
+    by_key = {r.step_key: r for r in rows}
+    if [s.key for s in steps] == [r.step_key for r in rows]:
+        return list(rows)
+    wanted = {s.key: i for i, s in enumerate(steps)}
+    if not set(by_key) <= set(wanted):
+        raise ConflictError("a step of this request would disappear; reload and try again")
+    for row in sorted(rows, key=lambda r: r.position, reverse=True):
+        if wanted[row.step_key] != row.position:
+            row.position = wanted[row.step_key]
+            session.add(row)
+            await session.flush()  # one row at a time, in this order, so no two rows share a position
+    aligned: list[StepRow] = []
+    for index, step in enumerate(steps):
+        row = by_key.get(step.key)
+        if row is None:
+            row = StepRow(request_id=request.id or 0, position=index, step_key=step.key,
+                          policy_step=step.policy_step, added_by=step.added_by, title=step.title, mode=step.mode,
+                          assignees=list(step.assignees), state="waiting")
+            session.add(row)
+            await session.flush()
+        aligned.append(row)
+    return aligned
+
+
+async def _store_request_state(session: AsyncSession, request: RequestRow, decision: Decision) -> None:
+    if decision.after.state == decision.before.state:
+        return
+    changed = await session.execute(update(RequestRow).where(
+        RequestRow.id == request.id, RequestRow.state == decision.before.state)  # type: ignore[arg-type]
+        .values(state=decision.after.state))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(f"request {request.id} was changed by someone else just now; reload and try again")
+    await session.refresh(request)
+
+
+async def _store_step(session: AsyncSession, row: StepRow, new: StepState, *, now: datetime) -> None:
+    closing = row.state == "pending" and new.state != "pending"
+    changed = await session.execute(update(StepRow).where(
+        StepRow.id == row.id, StepRow.version == row.version)  # type: ignore[arg-type]
+        .values(state=new.state, assignees=list(new.assignees), approved_by=list(new.approved_by),
+                version=row.version + 1, decided_at=now if closing else row.decided_at))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(f"step {row.title!r} was decided by someone else just now")
+    await session.refresh(row)
+
+
+def _place(decision: Decision) -> str | None:
+    """The assignee place the actor decided in (their own, or a delegator's)."""
+    if decision.on_behalf_of is not None:
+        return decision.on_behalf_of
+    if decision.verb == "approve" and decision.step is not None:
+        mine = [a.place for a in decision.after.steps[decision.step].approvals if a.actor == decision.actor]
+        before = {a.place for a in decision.before.steps[decision.step].approvals}
+        return next((p for p in mine if p not in before), decision.actor)
+    return None
+
+
+def _target(decision: Decision) -> str | None:
+    if decision.verb == "add_approver" and decision.step is not None:
+        return ",".join(_added_people(decision))[:200] or None
+    return decision.target
+
+
+def _added_people(decision: Decision) -> list[str]:
+    before = {p for s in decision.before.steps for p in s.assignees}
+    return [p for s in decision.after.steps for p in s.assignees if p not in before]
+
+
+def _audit_action(decision: Decision) -> str:
+    return "request.resubmitted" if decision.verb == "resubmit" else f"step.{decision.verb}"
+
+
+def _audit_data(decision: Decision, acted: StepRow | None, place: str | None,
+                data: dict[str, object] | None) -> dict[str, object]:
+    found: dict[str, object] = {"step": acted.step_key if acted else None, "step_id": acted.id if acted else None,
+                                "reason": decision.reason, "result": decision.step_state}
+    if place is not None and place != decision.actor:
+        found["on_behalf_of"] = place
+    if decision.verb in ("send_back", "transfer"):
+        found["target"] = decision.target
+    if decision.verb == "transfer":
+        found["to"] = [decision.target]
+    if decision.verb == "add_approver":
+        found["to"] = _added_people(decision)
+        added = [s.key for s in decision.after.steps if s.key not in {b.key for b in decision.before.steps}]
+        found["position"] = "parallel" if not added else added[0].rsplit("+", 1)[-1].split("-")[0]
+        found["added_step"] = added[0] if added else None
+    if decision.verb == "resubmit":
+        found["step"] = decision.after.steps[decision.opened[0]].key if decision.opened else None
+    return {**found, **(data or {})}
+
+
+async def _notify_newcomers(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
+                            rows: Sequence[StepRow], decision: Decision, row: DecisionRow, *, now: datetime) -> None:
+    """People who joined the open step (转交, parallel 加签): an assignment and a `step_assigned` mail."""
+    if decision.verb not in ("transfer", "add_approver") or decision.step is None:
+        return
+    index = decision.step
+    if decision.after.steps[index].state != "pending":
+        return  # 加签 before/after: the added step notifies its people when it opens
+    old = set(decision.before.steps[index].assignees) if len(decision.before.steps) == len(decision.after.steps) \
+        else set()
+    people = [p for p in decision.after.steps[index].assignees if p not in old]
+    if not people:
+        return
+    step = rows[index]
+    if decision.verb == "transfer":
+        await _close_assignments(session, step, only=decision.actor)
+    await assign(session, step, people)
+    await notify_assigned(session, runtime, request, policy, step, people, event_key=f"decision:{row.id}:assigned",
+                          now=now)
+
+
+async def _notify_requester(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
+                            event: str, *, event_key: str, actor: str, reason: str | None, now: datetime) -> None:
+    people = await people_by_id(session, {actor, request.requester_id})
+    requester = people[request.requester_id]
+    queue_message(session, event_key=event_key, event=event, recipient=requester, now=now,
+                  context={"request": await _request_context(session, request, policy, requester),
+                           "decider_name": people[actor].name if actor in people else SYSTEM_NAME,
+                           "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}"})
+
+
+async def visible_request(session: AsyncSession, request_id: int, person_id: str, *,
+                          now: datetime | None = None) -> RequestRow:
+    """The request if `person_id` may see it: the requester, anyone assigned or escalated to, an
+    administrator, and (given `now`) a delegate of an assignee whose delegation is in force and covers the
+    policy. Anyone else gets NotFoundError, so existence is not leaked."""
     request = await session.get(RequestRow, request_id)
     if request is None:
         raise NotFoundError(f"no request {request_id}")
@@ -178,10 +303,18 @@ async def visible_request(session: AsyncSession, request_id: int, person_id: str
         return request
     involved = (await session.execute(select(AssignmentRow.id).where(
         AssignmentRow.request_id == request_id, AssignmentRow.person_id == person_id).limit(1))).first()
-    if involved is None:
-        person = await session.get(PersonRow, person_id)
-        if person is None or "admin" not in person.roles:
-            raise NotFoundError(f"no request {request_id}")
+    if involved is not None:
+        return request
+    if now is not None:
+        from_ids = delegators(await active_delegations(session, to_id=person_id, now=now),
+                              policy=request.policy_id, now=now)
+        if from_ids and (await session.execute(select(AssignmentRow.id).where(
+                AssignmentRow.request_id == request_id, AssignmentRow.kind == "approver",
+                AssignmentRow.person_id.in_(from_ids)).limit(1))).first() is not None:  # type: ignore[attr-defined]
+            return request
+    person = await session.get(PersonRow, person_id)
+    if person is None or "admin" not in person.roles:
+        raise NotFoundError(f"no request {request_id}")
     return request
 
 
@@ -225,30 +358,49 @@ async def _policy(session: AsyncSession, runtime: Runtime, request: RequestRow) 
 
 
 async def _open_step(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
-                     step: StepRow, *, now: datetime) -> None:
-    spec = policy.step(step.step_key)
+                     step: StepRow, *, now: datetime, new: StepState | None = None) -> None:
+    """Open a step: assignments, SLA, thresholds, audit, mail. A step opened again (after a send-back, or
+    after 加签 before it) gets a new version and fresh thresholds, keyed `<key>@<version>` (threshold keys
+    are unique per step), and its mails fresh event keys; the first opening keeps the plain keys."""
+    spec = policy.step(step.policy_step or step.step_key)
+    reopened = step.opened_at is not None
+    if new is not None:
+        step.assignees, step.approved_by = list(new.assignees), list(new.approved_by)
+    if reopened:
+        step.version += 1
+    suffix = f"@{step.version}" if reopened else ""
     deadline = add_duration(now, spec.sla, runtime.calendar, tz=policy.timezone)
     step.state, step.opened_at, step.due_at, step.provisional = "pending", now, deadline.at, deadline.provisional
+    step.decided_at = None
     session.add(step)
     await assign(session, step, step.assignees)
     for plan in step_thresholds(spec.escalate, deadline, runtime.calendar, tz=policy.timezone,
                                 reminders=spec.remind, opened_at=now):
-        session.add(ThresholdRow(subject_type="step", subject_id=step.id or 0, key=plan.key, action=plan.action,
-                                 rung=plan.rung, fire_at=plan.fire_at, provisional=plan.provisional))
+        session.add(ThresholdRow(subject_type="step", subject_id=step.id or 0, key=f"{plan.key}{suffix}",
+                                 action=plan.action, rung=plan.rung, fire_at=plan.fire_at,
+                                 provisional=plan.provisional))
     await append_audit(session, at=now, actor_id=None, action="step.opened", subject_type="request",
                        subject_id=request.id or 0,
                        data={"step": step.step_key, "assignees": step.assignees, "mode": step.mode,
                              "quorum": spec.quorum, "due_at": deadline.at.isoformat(),
-                             "provisional": deadline.provisional})
+                             "provisional": deadline.provisional, "round": step.version if reopened else 1})
     await notify_assigned(session, runtime, request, policy, step, step.assignees,
-                          event_key=f"step:{step.id}:assigned", now=now)
+                          event_key=f"step:{step.id}:assigned{suffix}", now=now)
 
 
 async def _finish(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
                   outcome: str, *, decider_id: str, reason: str | None, now: datetime) -> None:
-    """The request ends; its audit event records what the outcome means (the policy's `outcomes`)."""
+    """The request ends; its audit event records what the outcome means (the policy's `outcomes`). The
+    requester is told: the outcome (`request_decided`), or the confirmation of their withdrawal."""
     request.state, request.decided_at = outcome, now
     session.add(request)
+    await _review_finished(session, runtime, request, outcome, now)
+    if outcome == "withdrawn":
+        await append_audit(session, at=now, actor_id=decider_id, action="request.withdrawn", subject_type="request",
+                           subject_id=request.id or 0, data={"reason": reason})
+        await _notify_requester(session, runtime, request, policy, "request_withdrawn",
+                                event_key=f"request:{request.id}:withdrawn", actor=decider_id, reason=reason, now=now)
+        return
     meaning = policy.outcomes.approved.allows if outcome == "approved" and policy.outcomes.approved else \
         policy.outcomes.rejected.record if outcome == "rejected" and policy.outcomes.rejected else None
     await append_audit(session, at=now, actor_id=decider_id, action=f"request.{outcome}", subject_type="request",
@@ -260,7 +412,13 @@ async def _finish(session: AsyncSession, runtime: Runtime, request: RequestRow, 
                   now=now, context={"request": await _request_context(session, request, policy, requester),
                                     "outcome": outcome, "decider_name": decider_name, "meaning": meaning,
                                     "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}"})
-    from store.submissions import review_finished  # a submission's review ends with its request
+
+
+async def _review_finished(session: AsyncSession, runtime: Runtime, request: RequestRow, outcome: str,
+                           now: datetime) -> None:
+    """When the request reviews a report submission, its end (or return to the submitter) settles it."""
+    from store.submissions import review_finished  # a local import: submissions files its reviews through here
+
     await review_finished(session, runtime, request, outcome, now)
 
 

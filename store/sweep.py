@@ -3,7 +3,9 @@
 A step threshold reminds the undecided assignees (`remind-n`, mailed as `step_assigned` with the event key
 `step:<id>:remind-n`), or fires an escalation rung: notify (督办 mail, the people become watchers),
 reassign (the undecided places move; new assignments and `step_assigned` mail), or decide (the system
-approves or rejects, as actor "system"; audit and outbox as for a person's decision).
+approves or rejects, as actor "system"; audit and outbox as for a person's decision). Automatic decisions
+and reassignments leave a decision row with no actor (store.approvals.apply_decision). A step opened again
+(after a send-back) has fresh thresholds keyed `<key>@<version>`; the key names the round in mail keys.
 
 A threshold moves from `pending` to `fired` (or `skipped` when its item is no longer open) with
 `UPDATE ... WHERE state = 'pending'`; only the transaction whose update matched applies the effects,
@@ -84,7 +86,7 @@ async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation,
         await notify_assigned(session, runtime, request, policy, step, waiting_on,
                               event_key=f"step:{step.id}:{threshold.key}", now=now)
         return "fired"
-    rung = policy.step(step.step_key).escalate[threshold.rung or 0]
+    rung = policy.step(step.policy_step or step.step_key).escalate[threshold.rung or 0]  # 加签 steps: their rules
     state, rows = await request_state(session, request, policy)
     try:
         effect = rung_effect(policy, state, step.position, rung, org=org, form=request.form)

@@ -67,6 +67,9 @@ def representative_context(event: str, *, provisional: bool = False) -> dict[str
         "submission_reviewed": {"obligation": obligation, "submission": {"id": 3, "kind": "original",
                                                                          "state": "returned"},
                                 "outcome": "rejected", "submitter_name": "马超", "link": OBLIGATION_LINK},
+        "request_returned": {"request": request, "decider_name": "李院长", "reason": "请补充报价单。",
+                             "link": REQUEST_LINK},
+        "request_withdrawn": {"request": request, "decider_name": "王芳", "reason": None, "link": REQUEST_LINK},
     }
     return contexts[event]
 
@@ -154,7 +157,7 @@ class TestRender:
         assert "理由" not in rendered.text and "意见" not in rendered.text
 
     @pytest.mark.parametrize("lang", ["zh-CN", "en"])
-    @pytest.mark.parametrize("event", sorted(EVENTS - {"request_decided"}))
+    @pytest.mark.parametrize("event", sorted(EVENTS - {"request_decided", "request_returned", "request_withdrawn"}))
     def test_provisional_deadline_is_marked_in_text_and_html(self, event: str, lang: str) -> None:
         marked = render(event, representative_context(event, provisional=True), lang=lang)
         plain = render(event, representative_context(event, provisional=False), lang=lang)
