@@ -1,0 +1,105 @@
+"""The pieces of the authorisation matrix: a row (one route, the status each persona must get, and how to
+build the call), the route table of the app, and how a row becomes an HTTP call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from tests.api.authz.world import PERSONAS, World
+
+Params = Callable[[World], Mapping[str, object]]
+Body = Callable[[World], Any]
+
+
+def no_params(world: World) -> Mapping[str, object]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    expect: Mapping[str, int]
+    """Persona → status. A matrix row names all five personas; a scenario only those it is about."""
+    params: Params = no_params
+    """World → the path's {placeholders}. Called once per call, so it may create a fresh object."""
+    body: Body | None = None
+    """World → the JSON body of a state-changing call (None: no body)."""
+    query: Mapping[str, str] = field(default_factory=dict)
+    public: bool = False
+    """Answers anonymous callers (listed on purpose: health checks, the home page, the API docs)."""
+    xfail: Mapping[str, str] = field(default_factory=dict)
+    """Persona → why this persona's status is known to be wrong today (a bug to fix, not an expectation)."""
+    scenario: str = ""
+    """For a scenario: what is special about the world it acts in (shown in the test id)."""
+
+    @property
+    def route(self) -> tuple[str, str]:
+        return self.method, self.path
+
+    def call(self, world: World, persona: str) -> httpx.Response:
+        values = self.params(world)
+        url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(values[m[1]]), self.path)
+        json = self.body(world) if self.body is not None else None
+        return world.client(persona).request(self.method, url, params=dict(self.query), json=json)
+
+    def case_id(self, persona: str) -> str:
+        return f"{self.method} {self.path} as {persona}" + (f" [{self.scenario}]" if self.scenario else "")
+
+
+def _split(route: str) -> tuple[str, str]:
+    method, path = route.split()
+    return method.upper(), path
+
+
+def row(route: str, anonymous: int, requester: int, approver: int, other_department: int, admin: int, *,
+        params: Params = no_params, body: Body | Any = None, query: Mapping[str, str] | None = None,
+        xfail: Mapping[str, str] | None = None) -> Row:
+    """One route of the matrix: "METHOD /path", then the status for each persona in the column order
+    anonymous, requester, approver, other_department, admin. `body` may be a constant or World → body."""
+    method, path = _split(route)
+    return Row(method, path, dict(anonymous=anonymous, requester=requester, approver=approver,
+                                  other_department=other_department, admin=admin),
+               params=params, body=_as_builder(body), query=query or {}, xfail=xfail or {})
+
+
+def public(route: str, status: int = 200, **options: Any) -> Row:
+    """A route anyone may call, signed in or not: every persona gets `status`."""
+    method, path = _split(route)
+    return Row(method, path, dict.fromkeys(PERSONAS, status), public=True, **options)
+
+
+def scenario(description: str, route: str, *, params: Params = no_params, body: Body | Any = None,
+             **expect: int) -> Row:
+    """A route called in a special world (e.g. the administrator's own request), for the personas named."""
+    method, path = _split(route)
+    unknown = set(expect) - set(PERSONAS)
+    assert not unknown, f"unknown personas {unknown} in scenario {description!r}"
+    return Row(method, path, expect, params=params, body=_as_builder(body), scenario=description)
+
+
+def _as_builder(body: Body | Any) -> Body | None:
+    if body is None or callable(body):
+        return body
+    return lambda world: body
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app answers, included routers flattened. HEAD is left out where GET is there
+    (Starlette adds it to the docs routes); a mount or other route without methods is listed as ANY."""
+    found: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        path = context.path
+        assert path is not None, f"a route without a path: {context.original_route!r}"
+        methods = set(context.methods or {"ANY"})
+        if "GET" in methods:
+            methods.discard("HEAD")
+        found.update((method, path) for method in methods)
+    return found
