@@ -9,7 +9,7 @@ own request, administrators included.
 HOW TO ADD A ROUTE'S ROW (test_every_route_is_in_the_matrix fails, naming the missing "METHOD /path"):
 add one line to MATRIX below,
 
-    row("POST /api/requests/{request_id}/withdraw", 401, 200, 404, 404, 403,
+    row("POST /api/requests/{request_id}/withdraw", 401, 200, 403, 404, 403,
         params=fresh_request(), body={"reason": "不需要了"}),
 
 - the statuses, in the column order anonymous, requester, approver, other_department, admin;
@@ -17,10 +17,12 @@ add one line to MATRIX below,
   `requester_mail`, or write a two-line function). A call that changes state gets a fresh object per call
   (`fresh_request()` files a new request each time), so the rows do not depend on their order;
 - `body`: a minimal valid JSON body (a constant, or World → body) for POST/PUT/PATCH;
-- `query`: query parameters, if the route needs some;
+- `files`: World → multipart files for an upload (then a dict `body` goes as form fields); `query`, `headers`;
 - a route anyone may call: `public("GET /path")`; a known bug: `xfail={"persona": "why"}` (strict).
 An object the world lacks (a delegation, an attachment...) goes into `open_world` in tests/api/authz/world.py.
 A special situation (the administrator's own request, a decided step) is a `scenario(...)` in SCENARIOS.
+A list route also gets a `listing(...)` in LISTINGS: who finds the world's object in its answer (a list must
+filter by the rule that makes the object's own route answer 404).
 
 The whole matrix runs on SQLite against one server per module; the non-public rows run again on PostgreSQL.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from tests.api.authz.matrix import Row, app_routes, public, row, scenario
+from tests.api.authz.matrix import Listing, Row, app_routes, ids_in, listing, public, row, scenario
 from tests.api.authz.world import PERSONAS, World, open_world, sqlite_copy
 
 # --- how calls find their objects ----------------------------------------------------------------------
@@ -134,6 +136,21 @@ SCENARIOS: list[Row] = [
              requester=404, approver=404, other_department=404, admin=404),
 ]
 
+LISTINGS: list[Listing] = [
+    listing("GET /api/tasks", "the pending request", lambda w, a: w.request_id in ids_in(a, "request_id"),
+            requester=False, approver=True, other_department=False, admin=False),
+    listing("GET /inbox", "the pending request", lambda w, a: f'href="/requests/{w.request_id}"' in a.text,
+            requester=False, approver=True, other_department=False, admin=False),
+    listing("GET /api/obligations", "the requester's department's obligation",
+            lambda w, a: w.obligation_id in ids_in(a), requester=True, approver=False, other_department=False,
+            admin=True),
+    listing("GET /calendar", "the requester's department's obligation",
+            lambda w, a: f'href="/obligations/{w.obligation_id}"' in a.text,
+            requester=True, approver=False, other_department=False, admin=True),
+    listing("GET /api/mail", "the requester's e-mail", lambda w, a: w.mail_key in ids_in(a),
+            requester=True, approver=False, other_department=False, admin=True),
+]
+
 PAGE_ANONYMOUS = {401, 303, 307}  # the pages may send anonymous people to a sign-in page instead
 
 
@@ -214,6 +231,19 @@ def test_status(world: World, entry: Row, persona: str) -> None:
         assert "error" in answer.json(), answer.text[:300]  # the one error shape, not a framework default
 
 
+@pytest.mark.parametrize(("entry", "persona"),
+                         [pytest.param(li, p, id=li.case_id(p)) for li in LISTINGS for p in li.expect])
+def test_lists_show_only_what_the_persona_may_see(world: World, entry: Listing, persona: str) -> None:
+    answer = world.client(persona).request(entry.method, entry.path, params=dict(entry.query))
+    assert answer.status_code == 200, answer.text[:300]
+    assert entry.shows(world, answer) is entry.expect[persona], entry.case_id(persona)
+
+
+def test_listings_are_routes_of_the_matrix() -> None:
+    routes = {r.route for r in MATRIX}
+    assert all((li.method, li.path) in routes for li in LISTINGS)
+
+
 def test_an_administrator_cannot_approve_their_own_request(world: World) -> None:
     request_id, step_id = world.file_request("admin")
     admin = world.client("admin")
@@ -236,10 +266,13 @@ def test_an_object_you_may_not_see_reads_like_one_that_does_not_exist(world: Wor
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_the_signed_in_rows_hold_on_postgresql(database_url: str, tmp_path: Path) -> None:
+async def test_the_signed_in_rows_and_listings_hold_on_postgresql(database_url: str, tmp_path: Path) -> None:
     rows = [r for r in MATRIX + SCENARIOS if not r.public]
     async with open_world(database_url, tmp_path) as pg_world:
         wrong = [f"{r.case_id(p)}: {status} (expected {r.expect[p]})"
                  for r in rows for p in r.expect if p not in r.xfail
                  if (status := r.call(pg_world, p).status_code) != r.expect[p]]
+        wrong += [li.case_id(p) for li in LISTINGS for p in li.expect
+                  if li.shows(pg_world, pg_world.client(p).request(li.method, li.path, params=dict(li.query)))
+                  is not li.expect[p]]
     assert not wrong, wrong
