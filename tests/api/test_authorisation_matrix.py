@@ -78,6 +78,11 @@ def own_obligation(world: World) -> Mapping[str, object]:
     return {"obligation_id": world.obligation_id}
 
 
+def foreign_obligation(world: World) -> Mapping[str, object]:
+    """An open obligation of 绩效办, a department none of the personas belongs to."""
+    return {"obligation_id": world.foreign_obligation_id}
+
+
 def requester_mail(world: World) -> Mapping[str, object]:
     """A caught e-mail addressed to the requester only."""
     return {"key": world.mail_key}
@@ -127,6 +132,9 @@ SCENARIOS: list[Row] = [
              requester=409, approver=409, other_department=404, admin=409),
     scenario("a step of another request", DECISION, params=step_of_another_request, body=APPROVE,
              approver=404, admin=404),
+    # administrators see every department's obligations by their role, not by belonging to 信息科
+    scenario("an obligation of 绩效办", "GET /obligations/{obligation_id}", params=foreign_obligation,
+             requester=404, approver=404, other_department=404, admin=200),
     # a request that does not exist reads exactly like one you may not see
     scenario("no such request", "GET /api/requests/{request_id}", params=missing_request,
              requester=404, approver=404, other_department=404, admin=404),

@@ -60,6 +60,8 @@ class World:
     step_id: int = 0
     obligation_id: int = 0
     """An open obligation owned by the requester's department (信息科)."""
+    foreign_obligation_id: int = 0
+    """An open obligation of 绩效办, a department none of the personas belongs to."""
     mail_key: str = ""
     """A message in the built-in mail catcher addressed to the requester only."""
     _clients: dict[str, httpx.Client] = field(default_factory=dict)
@@ -111,11 +113,12 @@ async def open_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
         settings = settings_for(database_url, workdir, mail)
         runtime = await prepare(settings, now=clock.now())
         try:
-            obligation_id = await _obligation_of(runtime, REQUESTER_DEPARTMENT)
+            obligation_id, foreign_obligation_id = await _obligations(runtime, REQUESTER_DEPARTMENT)
         finally:
             await runtime.close()
         with _serve(settings, mail.maildir) as (url, app):
-            world = World(url=url, app=app, maildir=mail.maildir, obligation_id=obligation_id)
+            world = World(url=url, app=app, maildir=mail.maildir, obligation_id=obligation_id,
+                          foreign_obligation_id=foreign_obligation_id)
             try:
                 world.request_id, world.step_id = world.file_request()
                 world.mail_key = _mail_to(world, mail, "requester")
@@ -126,18 +129,19 @@ async def open_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
         mail.stop()
 
 
-async def _obligation_of(runtime: Runtime, department: str) -> int:
-    """Materialise next month's municipal reports (owned by 绩效办 in the shipped profile) and hand one of
-    them to `department`, so the matrix has an obligation of the requester's department."""
+async def _obligations(runtime: Runtime, department: str) -> tuple[int, int]:
+    """Materialise next month's municipal reports (owned by 绩效办 in the shipped profile) and hand the first
+    to `department`, so the matrix has an obligation of the requester's department; returns its id and the
+    id of one left to 绩效办."""
     (version_id, loaded), = [c for c in runtime.registry.calendars() if c[1].id == "municipal-monthly-reports"]
     now = clock.now()
     period = next_period(period_containing(pendulum.instance(now).in_timezone(runtime.timezone).date(), "monthly"))
     async with runtime.sessions() as session, session.begin():
         await materialise_policy(session, runtime, version_id=version_id, loaded=loaded, periods=[period], now=now)
-        first = (await session.execute(select(ObligationRow.id).order_by(ObligationRow.id).limit(1))).scalar_one()
+        first, second = (await session.execute(select(ObligationRow.id).order_by(ObligationRow.id).limit(2))).scalars()
         await session.execute(update(ObligationRow).where(ObligationRow.id == first)
                               .values(owner_department=department))
-    return first
+    return first, second
 
 
 def _mail_to(world: World, mail: MailCatcher, persona: str) -> str:
