@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from api import (
-    accounts, admin, attachments, audit, delegations, idempotency, misc, obligations, pages, requests, submissions,
+    accounts,
+    admin,
+    attachments,
+    audit,
+    delegations,
+    idempotency,
+    misc,
+    obligations,
+    pages,
+    requests,
+    submissions,
 )
 from api.errors import install_error_handlers
 from config.settings import SchedulerGroup
