@@ -32,11 +32,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import pendulum
 import pytest
 from fastapi import APIRouter, FastAPI
 
+from config import clock
+
 from tests.api.authz.matrix import Listing, Row, app_routes, ids_in, listing, public, row, scenario
-from tests.api.authz.world import PERSONAS, World, open_world, sqlite_copy
+from tests.api.authz.world import PASSWORD, PERSONAS, World, open_world, settings_for, sqlite_copy
 
 # --- how calls find their objects ----------------------------------------------------------------------
 
@@ -88,8 +91,147 @@ def requester_mail(world: World) -> Mapping[str, object]:
     return {"key": world.mail_key}
 
 
+def returned_request(world: World) -> Mapping[str, object]:
+    """A new request of the requester that the approver sent back (退回) to them."""
+    request_id, step_id = world.file_request()
+    answer = world.client("approver").post(f"/api/requests/{request_id}/steps/{step_id}/decision",
+                                           json={"verb": "send_back", "reason": "请补充报价单"})
+    assert answer.status_code == 200 and answer.json()["state"] == "returned", answer.text
+    return {"request_id": request_id, "step_id": step_id}
+
+
+def one_task(world: World) -> dict[str, object]:
+    """A bulk-approval body naming the open step of a new request."""
+    request_id, step_id = world.file_request()
+    return {"items": [{"request_id": request_id, "step_id": step_id}]}
+
+
+def fresh_obligation(world: World) -> Mapping[str, object]:
+    """An open obligation of the requester's department, not used by any call before."""
+    return {"obligation_id": world.fresh_obligation()}
+
+
+def own_delegation(world: World) -> Mapping[str, object]:
+    """The requester's delegation to he.jing (given by the requester, received by no persona)."""
+    return {"delegation_id": world.delegation_id}
+
+
+def fresh_delegation(world: World) -> Mapping[str, object]:
+    """A new delegation of the requester to he.jing, in a time window of its own (no overlap)."""
+    return {"delegation_id": world.delegate("requester", "he.jing", days_from_now=40 + 3 * world.number(), days=2)}
+
+
+def delegation_received_by_the_approver(world: World) -> Mapping[str, object]:
+    """A new future delegation of the requester to the approver: he sees it (received), did not give it."""
+    return {"delegation_id": world.delegate("requester", "liu.yang", days_from_now=40 + 3 * world.number(), days=2)}
+
+
+def future_delegation(world: World) -> dict[str, object]:
+    """A delegation body from the caller to zhao.weidong in a future window of its own (it routes nothing)."""
+    starts = pendulum.instance(clock.now()).add(days=200 + 3 * world.number())
+    return {"to": "zhao.weidong", "starts": starts.isoformat(), "ends": starts.add(days=2).isoformat()}
+
+
+def own_attachment(world: World) -> Mapping[str, object]:
+    """A file the requester uploaded and attached to nothing."""
+    return {"attachment_id": world.attachment_id}
+
+
+def submitted_attachment(world: World) -> Mapping[str, object]:
+    """A file the administrator handed in with a report of the requester's department."""
+    return {"attachment_id": world.submitted_attachment_id}
+
+
+def a_text_file(world: World) -> Mapping[str, object]:
+    return {"file": ("说明.txt", "矩阵测试上传。".encode(), "text/plain")}
+
+
+def own_token(world: World) -> Mapping[str, object]:
+    return {"token_id": world.token_id}
+
+
+def fresh_token(world: World) -> Mapping[str, object]:
+    """A new API token of the requester."""
+    return {"token_id": world.token("requester")}
+
+
+def new_department(world: World) -> dict[str, object]:
+    number = world.number()
+    return {"code": f"authz-{number}", "name": f"矩阵测试科{number}"}
+
+
+def fresh_department(world: World) -> Mapping[str, object]:
+    """A department the administrator creates for this call."""
+    body = new_department(world)
+    answer = world.client("admin").post("/api/departments", json=body)
+    assert answer.status_code == 201, answer.text
+    return {"code": body["code"]}
+
+
+def new_person(world: World) -> dict[str, object]:
+    number = world.number()
+    return {"id": f"authz.person{number}", "name": f"矩阵测试{number}", "department": "it",
+            "email": f"authz.person{number}@hospital.example"}
+
+
+def fresh_person(world: World) -> Mapping[str, object]:
+    """A person the administrator creates for this call."""
+    body = new_person(world)
+    answer = world.client("admin").post("/api/people", json=body)
+    assert answer.status_code == 201, answer.text
+    return {"person_id": body["id"]}
+
+
+def requester_person(world: World) -> Mapping[str, object]:
+    return {"person_id": "huang.lei"}
+
+
+def purchase_policy(world: World) -> Mapping[str, object]:
+    return {"policy_id": "it-hardware-purchase", "version": world.purchase_version}
+
+
+SHIPPED_PURCHASE = (Path(__file__).parents[2] / "policies" / "library" / "hospital" / "it-hardware-purchase.yaml")
+
+
+def new_policy_text(world: World) -> bytes:
+    """The shipped IT purchase policy under a new id: a new policy for every call."""
+    text = SHIPPED_PURCHASE.read_text(encoding="utf-8")
+    assert "\nid: it-hardware-purchase\n" in text
+    return text.replace("\nid: it-hardware-purchase\n", f"\nid: authz-purchase-{world.number()}\n").encode()
+
+
+def holiday_year_text(world: World) -> bytes:
+    return (f"year: {HOLIDAY_YEAR}\nsource: 矩阵测试\npublished: {HOLIDAY_YEAR - 1}-11-01\nholidays:\n"
+            f"  - name: 元旦\n    days_off: [{HOLIDAY_YEAR}-01-01, {HOLIDAY_YEAR}-01-01]\n"
+            "    makeup_workdays: []\n").encode()
+
+
+def holiday_year(world: World) -> Mapping[str, object]:
+    return {"year": HOLIDAY_YEAR}
+
+
+def shipped_holiday_year(world: World) -> Mapping[str, object]:
+    return {"year": 2026}
+
+
+def waived_obligation(world: World) -> Mapping[str, object]:
+    """An obligation of the requester's department that the administrator waived (免报)."""
+    return {"obligation_id": world.waived_obligation_id}
+
+
+# known bugs (strict xfails: fix the code, then remove the mark)
+CALENDAR_WAIVED = ("api/pages.py OBLIGATION_STATES has no 'waived' (nor 'under_review'): the calendar of anyone "
+                   "who sees a waived obligation is a 500 (jinja2 UndefinedError in _macros.html obligation_badge)")
+
+OBLIGATION_PAGE_WAIVED = ("api/pages.py OBLIGATION_STATES has no 'waived': a waived obligation's page is a 500 "
+                          "(jinja2 UndefinedError in _macros.html obligation_badge, from obligation.html)")
+
 PURCHASE = {"policy": "it-hardware-purchase", "form": {"items": "显示器 2台", "amount": "3000"}}
 APPROVE = {"verb": "approve"}
+YAML = {"Content-Type": "application/yaml"}
+HOLIDAY_YEAR = 2090
+SIGN_IN = {"username": "zhang.jianguo", "password": PASSWORD}
+WRONG_PASSWORD = "not-the-password"
 
 # --- the matrix ----------------------------------------------------------------------------------------
 
@@ -115,11 +257,83 @@ MATRIX: list[Row] = [
     row("GET /api/obligations",                                   401, 200, 200, 200, 200),
     row("GET /api/mail",                                          401, 200, 200, 200, 200),
     row("GET /api/mail/{key}",                                    401, 200, 404, 404, 200, params=requester_mail),
-    # pages: HTTP Basic like the API, so anonymous is 401 (the browser asks for a password)
-    row("GET /inbox",                                             401, 200, 200, 200, 200),
-    row("GET /calendar",                                          401, 200, 200, 200, 200),
-    row("GET /requests/{request_id}",                             401, 200, 200, 404, 200, params=pending_request),
-    row("GET /obligations/{obligation_id}",                       401, 200, 404, 404, 200, params=own_obligation),
+    # requests: the list holds what the caller may see; the timeline is read like the request
+    row("GET /api/requests",                                      401, 200, 200, 200, 200),
+    row("GET /api/requests/{request_id}/timeline",                401, 200, 200, 404, 200, params=pending_request),
+    # request verbs are the requester's: the approver and the administrator see the request (403), lin.fang not
+    row("POST /api/requests/{request_id}/withdraw",               401, 200, 403, 404, 403,
+        params=fresh_request(), body={"reason": "不需要了"}),
+    row("POST /api/requests/{request_id}/resubmit",               401, 200, 403, 404, 403,
+        params=returned_request, body={}),
+    # comments: the requester and those who hold a place; the administrator sees but holds none
+    row("POST /api/requests/{request_id}/comments",               401, 201, 201, 404, 403,
+        params=pending_request, body={"text": "请尽快处理"}),
+    # bulk approval is 200 with an answer per item (test_bulk_approval_answers_each_item_as_its_decision)
+    row("POST /api/tasks/approve",                                401, 200, 200, 200, 200, body=one_task),
+    # delegations: anyone gives their own; revoking is the delegator's or an administrator's
+    row("GET /api/delegations",                                   401, 200, 200, 200, 200),
+    row("POST /api/delegations",                                  401, 201, 201, 201, 201, body=future_delegation),
+    row("DELETE /api/delegations/{delegation_id}",                401, 200, 404, 404, 200, params=fresh_delegation),
+    # attachments: an unattached file is its uploader's alone (administrators included)
+    row("POST /api/attachments",                                  401, 201, 201, 201, 201, files=a_text_file),
+    row("GET /api/attachments/{attachment_id}",                   401, 200, 404, 404, 404, params=own_attachment),
+    row("GET /api/attachments/{attachment_id}/content",           401, 200, 404, 404, 404, params=own_attachment),
+    # obligations: seen by the owning department (信息科) and by administrators; ruled on by the statistics
+    # office, 绩效办 and administrators (the requester sees it, so 403)
+    row("GET /api/obligations/{obligation_id}",                   401, 200, 404, 404, 200, params=own_obligation),
+    row("GET /api/obligations/{obligation_id}/submissions",       401, 200, 404, 404, 200, params=own_obligation),
+    row("POST /api/obligations/{obligation_id}/submissions",      401, 201, 404, 404, 201,
+        params=fresh_obligation, body={"attachments": [], "note": "已报送"}),
+    row("POST /api/obligations/{obligation_id}/late",             401, 403, 404, 404, 200,
+        params=fresh_obligation, body={"reason": "逾期未报"}),
+    row("POST /api/obligations/{obligation_id}/waive",            401, 403, 404, 404, 200,
+        params=fresh_obligation, body={"reason": "本月停报"}),
+    # administration: the directory, policies and holiday years are read by everyone signed in; every change
+    # and the role overview are for administrators (collections: 403, nothing to hide)
+    row("GET /api/departments",                                   401, 200, 200, 200, 200),
+    row("POST /api/departments",                                  401, 403, 403, 403, 201, body=new_department),
+    row("PATCH /api/departments/{code}",                          401, 403, 403, 403, 200,
+        params=fresh_department, body={"name": "矩阵测试科（改名）"}),
+    row("GET /api/people",                                        401, 200, 200, 200, 200),
+    row("POST /api/people",                                       401, 403, 403, 403, 201, body=new_person),
+    row("GET /api/people/{person_id}",                            401, 200, 200, 200, 200, params=requester_person),
+    row("PATCH /api/people/{person_id}",                          401, 403, 403, 403, 200,
+        params=fresh_person, body={"title": "测试员"}),
+    row("GET /api/roles",                                         401, 403, 403, 403, 200),
+    row("POST /api/policies",                                     401, 403, 403, 403, 201,
+        content=new_policy_text, headers=YAML),
+    row("GET /api/policies/{policy_id}",                          401, 200, 200, 200, 200, params=purchase_policy),
+    row("GET /api/policies/{policy_id}/versions/{version}",       401, 200, 200, 200, 200, params=purchase_policy),
+    row("GET /api/holidays",                                      401, 200, 200, 200, 200),
+    row("GET /api/holidays/{year}",                               401, 200, 200, 200, 200,
+        params=shipped_holiday_year),
+    row("PUT /api/holidays/{year}",                               401, 403, 403, 403, 201,
+        params=holiday_year, content=holiday_year_text, headers=YAML),
+    row("GET /api/audit/head",                                    401, 403, 403, 403, 200),
+    # accounts: tokens are their owner's (an administrator may revoke anyone's)
+    row("GET /api/tokens",                                        401, 200, 200, 200, 200),
+    row("POST /api/tokens",                                       401, 201, 201, 201, 201, body={"name": "导出脚本"}),
+    row("DELETE /api/tokens/{token_id}",                          401, 200, 404, 404, 200, params=fresh_token),
+    # a wrong current password (changing a persona's password would lock it out of the other rows)
+    row("PUT /api/me/password",                                   401, 422, 422, 422, 422,
+        body={"current_password": WRONG_PASSWORD, "new_password": "矩阵测试-新密码-123"}),
+    # the browser session's routes answer callers signed in otherwise (HTTP Basic here) with 422
+    row("GET /api/session",                                       401, 422, 422, 422, 422),
+    row("DELETE /api/session",                                    401, 422, 422, 422, 422),
+    # signing in and out: for anyone (whoever calls, the credentials in the body decide)
+    public("POST /api/session", 201, body=SIGN_IN),
+    public("GET /login"),
+    public("POST /login", 303, form=SIGN_IN),
+    public("POST /logout", 303),  # no session: nothing to end, back to the login page
+    public("GET /login/oidc", 404),  # OIDC is off in the test settings: the routes do not exist
+    public("GET /login/oidc/callback", 404),
+    # pages: a browser without a session is sent to the login page (scripts sending credentials are answered
+    # as by the API)
+    row("GET /inbox",                                             303, 200, 200, 200, 200),
+    row("GET /calendar",                                          303, 200, 200, 200, 200,
+        xfail={"requester": CALENDAR_WAIVED, "admin": CALENDAR_WAIVED}),
+    row("GET /requests/{request_id}",                             303, 200, 200, 404, 200, params=pending_request),
+    row("GET /obligations/{obligation_id}",                       303, 200, 404, 404, 200, params=own_obligation),
 ]
 
 DECISION = "POST /api/requests/{request_id}/steps/{step_id}/decision"
@@ -142,6 +356,56 @@ SCENARIOS: list[Row] = [
              requester=404, approver=404, other_department=404, admin=404),
     scenario("no such request", "GET /requests/{request_id}", params=missing_request,
              requester=404, approver=404, other_department=404, admin=404),
+    # the other step verbs follow the same rule as approve: the assignee acts, the others are refused
+    scenario("reject", DECISION, params=fresh_request(), body={"verb": "reject", "reason": "预算不足"},
+             requester=403, approver=200, other_department=404, admin=403),
+    scenario("send back", DECISION, params=fresh_request(), body={"verb": "send_back", "reason": "请补充报价单"},
+             requester=403, approver=200, other_department=404, admin=403),
+    scenario("transfer", DECISION, params=fresh_request(), body={"verb": "transfer", "to": "zhao.weidong"},
+             requester=403, approver=200, other_department=404, admin=403),
+    scenario("add an approver", DECISION, params=fresh_request(),
+             body={"verb": "add_approver", "people": ["zhao.weidong"], "position": "after"},
+             requester=403, approver=200, other_department=404, admin=403),
+    # the request verbs on a request in the wrong state: 409 to whoever may act, 404 to whoever may not see
+    scenario("a pending request", "POST /api/requests/{request_id}/resubmit", params=fresh_request(), body={},
+             requester=409, other_department=404),
+    scenario("a request decided already", "POST /api/requests/{request_id}/withdraw", params=decided_request,
+             body={}, requester=409, other_department=404),
+    scenario("no such request", "POST /api/requests/{request_id}/comments", params=missing_request,
+             body={"text": "在吗"}, requester=404, approver=404, admin=404),
+    # a delegation the approver received: he sees it (403), but only the delegator or an administrator revokes
+    scenario("a delegation the approver received", "DELETE /api/delegations/{delegation_id}",
+             params=delegation_received_by_the_approver, approver=403, other_department=404, admin=200),
+    # only an administrator may give a delegation in someone else's name
+    scenario("in someone else's name", "POST /api/delegations",
+             body=lambda w: {**future_delegation(w), "from": "he.jing"},
+             requester=403, approver=403, other_department=403, admin=201),
+    # a handed-in file is seen by whoever sees the obligation it was handed in for, not only its uploader
+    scenario("a file handed in with a report", "GET /api/attachments/{attachment_id}", params=submitted_attachment,
+             requester=200, approver=404, other_department=404, admin=200),
+    scenario("a file handed in with a report", "GET /api/attachments/{attachment_id}/content",
+             params=submitted_attachment, requester=200, approver=404, other_department=404, admin=200),
+    # an obligation of 绩效办: hidden from the personas of other departments, whatever the verb
+    scenario("an obligation of 绩效办", "GET /api/obligations/{obligation_id}", params=foreign_obligation,
+             requester=404, approver=404, other_department=404, admin=200),
+    scenario("an obligation of 绩效办", "POST /api/obligations/{obligation_id}/submissions",
+             params=foreign_obligation, body={"attachments": []}, requester=404, approver=404, other_department=404),
+    scenario("an obligation of 绩效办", "POST /api/obligations/{obligation_id}/waive", params=foreign_obligation,
+             body={"reason": "本月停报"}, requester=404, approver=404, other_department=404),
+    # a waived obligation reads like any other
+    scenario("a waived obligation", "GET /obligations/{obligation_id}", params=waived_obligation,
+             requester=200, approver=404, other_department=404, admin=200,
+             xfail={"requester": OBLIGATION_PAGE_WAIVED, "admin": OBLIGATION_PAGE_WAIVED}),
+    scenario("a waived obligation", "GET /api/obligations/{obligation_id}", params=waived_obligation,
+             requester=200, approver=404, other_department=404, admin=200),
+    # an already used token id of another person: 404, like one that does not exist
+    scenario("the requester's token", "DELETE /api/tokens/{token_id}", params=own_token,
+             approver=404, other_department=404),
+    # a wrong password: 401 for everyone, whoever calls (each row its own account, so none gets locked)
+    scenario("a wrong password", "POST /api/session", body={"username": "li.ming", "password": WRONG_PASSWORD},
+             anonymous=401, requester=401, approver=401, other_department=401, admin=401),
+    scenario("a wrong password", "POST /login", form={"username": "chen.jing", "password": WRONG_PASSWORD},
+             anonymous=401, requester=401, approver=401, other_department=401, admin=401),
 ]
 
 LISTINGS: list[Listing] = [
@@ -154,9 +418,20 @@ LISTINGS: list[Listing] = [
             admin=True),
     listing("GET /calendar", "the requester's department's obligation",
             lambda w, a: f'href="/obligations/{w.obligation_id}"' in a.text,
-            requester=True, approver=False, other_department=False, admin=True),
+            requester=True, approver=False, other_department=False, admin=True,
+            xfail={"requester": CALENDAR_WAIVED, "admin": CALENDAR_WAIVED}),
     listing("GET /api/mail", "the requester's e-mail", lambda w, a: w.mail_key in ids_in(a),
             requester=True, approver=False, other_department=False, admin=True),
+    listing("GET /api/requests", "the pending request", lambda w, a: w.request_id in ids_in(a),
+            requester=True, approver=True, other_department=False, admin=True),
+    listing("GET /api/delegations", "the requester's delegation", lambda w, a: w.delegation_id in ids_in(a),
+            requester=True, approver=False, other_department=False, admin=False),
+    # `direction=all` is everyone's for administrators; anyone else gets their own, as without it
+    listing("GET /api/delegations", "the requester's delegation (direction=all)",
+            lambda w, a: w.delegation_id in ids_in(a), query={"direction": "all"},
+            requester=True, approver=False, other_department=False, admin=True),
+    listing("GET /api/tokens", "the requester's token", lambda w, a: w.token_id in ids_in(a),
+            requester=True, approver=False, other_department=False, admin=False),
 ]
 
 PAGE_ANONYMOUS = {401, 303, 307}  # the pages may send anonymous people to a sign-in page instead
@@ -240,7 +515,9 @@ def test_status(world: World, entry: Row, persona: str) -> None:
 
 
 @pytest.mark.parametrize(("entry", "persona"),
-                         [pytest.param(li, p, id=li.case_id(p)) for li in LISTINGS for p in li.expect])
+                         [pytest.param(li, p, id=li.case_id(p),
+                                       marks=[pytest.mark.xfail(reason=li.xfail[p], strict=True)] if p in li.xfail
+                                       else []) for li in LISTINGS for p in li.expect])
 def test_lists_show_only_what_the_persona_may_see(world: World, entry: Listing, persona: str) -> None:
     answer = world.client(persona).request(entry.method, entry.path, params=dict(entry.query))
     assert answer.status_code == 200, answer.text[:300]
@@ -280,7 +557,7 @@ async def test_the_signed_in_rows_and_listings_hold_on_postgresql(database_url: 
         wrong = [f"{r.case_id(p)}: {status} (expected {r.expect[p]})"
                  for r in rows for p in r.expect if p not in r.xfail
                  if (status := r.call(pg_world, p).status_code) != r.expect[p]]
-        wrong += [li.case_id(p) for li in LISTINGS for p in li.expect
+        wrong += [li.case_id(p) for li in LISTINGS for p in li.expect if p not in li.xfail
                   if li.shows(pg_world, pg_world.client(p).request(li.method, li.path, params=dict(li.query)))
                   is not li.expect[p]]
     assert not wrong, wrong

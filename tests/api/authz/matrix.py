@@ -17,6 +17,7 @@ from tests.api.authz.world import PERSONAS, World
 Params = Callable[[World], Mapping[str, object]]
 Body = Callable[[World], Any]
 Files = Callable[[World], Mapping[str, Any]]
+Content = Callable[[World], bytes]
 
 
 def no_params(world: World) -> Mapping[str, object]:
@@ -36,6 +37,10 @@ class Row:
     files: Files | None = None
     """World → multipart files (httpx's `files=`), for upload routes; with them, a dict `body` is sent as
     form fields."""
+    form: Body | None = None
+    """World → form fields sent url-encoded (the login form), instead of a JSON body."""
+    content: Content | None = None
+    """World → a raw body (a YAML upload); give its Content-Type in `headers`."""
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     public: bool = False
@@ -50,12 +55,25 @@ class Row:
         return self.method, self.path
 
     def call(self, world: World, persona: str) -> httpx.Response:
+        """The row's call as `persona`. The personas hold no browser session: a cookie a call sets (signing
+        in) is dropped afterwards, so it cannot sign the persona in for the next rows."""
         values = self.params(world)
         url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(values[m[1]]), self.path)
+        client = world.client(persona)
+        try:
+            return self._send(world, client, url)
+        finally:
+            client.cookies.clear()
+
+    def _send(self, world: World, client: httpx.Client, url: str) -> httpx.Response:
         body = self.body(world) if self.body is not None else None
-        client, options = world.client(persona), {"params": dict(self.query), "headers": dict(self.headers)}
+        options = {"params": dict(self.query), "headers": dict(self.headers)}
         if self.files is not None:
             return client.request(self.method, url, files=self.files(world), data=body, **options)
+        if self.form is not None:
+            return client.request(self.method, url, data=self.form(world), **options)
+        if self.content is not None:
+            return client.request(self.method, url, content=self.content(world), **options)
         return client.request(self.method, url, json=body, **options)
 
     def case_id(self, persona: str) -> str:
@@ -68,32 +86,38 @@ def _split(route: str) -> tuple[str, str]:
 
 
 def row(route: str, anonymous: int, requester: int, approver: int, other_department: int, admin: int, *,
-        params: Params = no_params, body: Body | Any = None, files: Files | None = None,
-        query: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-        xfail: Mapping[str, str] | None = None) -> Row:
+        params: Params = no_params, body: Body | Any = None, files: Files | None = None, form: Body | Any = None,
+        content: Content | None = None, query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, xfail: Mapping[str, str] | None = None) -> Row:
     """One route of the matrix: "METHOD /path", then the status for each persona in the column order
-    anonymous, requester, approver, other_department, admin. `body` may be a constant or World → body."""
+    anonymous, requester, approver, other_department, admin. `body` and `form` may be a constant or
+    World → value."""
     method, path = _split(route)
     return Row(method, path, dict(anonymous=anonymous, requester=requester, approver=approver,
                                   other_department=other_department, admin=admin),
-               params=params, body=_as_builder(body), files=files, query=query or {}, headers=headers or {},
-               xfail=xfail or {})
+               params=params, body=_as_builder(body), files=files, form=_as_builder(form), content=content,
+               query=query or {}, headers=headers or {}, xfail=xfail or {})
 
 
-def public(route: str, status: int = 200, **options: Any) -> Row:
-    """A route anyone may call, signed in or not: every persona gets `status`."""
+def public(route: str, status: int = 200, *, body: Body | Any = None, form: Body | Any = None,
+           **options: Any) -> Row:
+    """A route anyone may call, signed in or not (health checks, the API docs, signing in): every persona
+    gets `status`."""
     method, path = _split(route)
-    return Row(method, path, dict.fromkeys(PERSONAS, status), public=True, **options)
+    return Row(method, path, dict.fromkeys(PERSONAS, status), public=True, body=_as_builder(body),
+               form=_as_builder(form), **options)
 
 
 def scenario(description: str, route: str, *, params: Params = no_params, body: Body | Any = None,
-             files: Files | None = None, headers: Mapping[str, str] | None = None, **expect: int) -> Row:
+             files: Files | None = None, form: Body | Any = None, content: Content | None = None,
+             query: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
+             xfail: Mapping[str, str] | None = None, **expect: int) -> Row:
     """A route called in a special world (e.g. the administrator's own request), for the personas named."""
     method, path = _split(route)
     unknown = set(expect) - set(PERSONAS)
     assert not unknown, f"unknown personas {unknown} in scenario {description!r}"
-    return Row(method, path, expect, params=params, body=_as_builder(body), files=files, headers=headers or {},
-               scenario=description)
+    return Row(method, path, expect, params=params, body=_as_builder(body), files=files, form=_as_builder(form),
+               content=content, query=query or {}, headers=headers or {}, xfail=xfail or {}, scenario=description)
 
 
 def _as_builder(body: Body | Any) -> Body | None:
@@ -128,16 +152,20 @@ class Listing:
     expect: Mapping[str, bool]
     what: str
     query: Mapping[str, str] = field(default_factory=dict)
+    xfail: Mapping[str, str] = field(default_factory=dict)
+    """Persona → why this persona's answer is known to be wrong today."""
 
     def case_id(self, persona: str) -> str:
         return f"{self.method} {self.path} lists {self.what} to {persona}"
 
 
 def listing(route: str, what: str, shows: Callable[[World, httpx.Response], bool], *, requester: bool,
-            approver: bool, other_department: bool, admin: bool, query: Mapping[str, str] | None = None) -> Listing:
+            approver: bool, other_department: bool, admin: bool, query: Mapping[str, str] | None = None,
+            xfail: Mapping[str, str] | None = None) -> Listing:
     method, path = _split(route)
     return Listing(method, path, shows, dict(requester=requester, approver=approver,
-                                             other_department=other_department, admin=admin), what, query or {})
+                                             other_department=other_department, admin=admin), what, query or {},
+                   xfail or {})
 
 
 def ids_in(answer: httpx.Response, key: str = "id") -> set[object]:
