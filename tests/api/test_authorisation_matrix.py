@@ -2,9 +2,11 @@
 
 Personas (tests/api/authz/world.py): anonymous; requester (huang.lei, who filed the world's pending request);
 approver (liu.yang, to whom that request's open step is assigned); other_department (lin.fang, 医务部, no role
-over it); admin. Rules the matrix pins down: anonymous callers get 401 on every route not listed as public;
-an object someone may not see answers 404 (never 403, so its existence does not leak); nobody decides their
-own request, administrators included.
+over it); admin. Rules the matrix pins down: anonymous callers get 401 on every API route not listed as public,
+and a page sends an anonymous browser to /login (303); an object someone may not see answers 404 (never 403,
+so its existence does not leak), one they see but may not act on 403; collections that only administrators
+change answer others 403; nobody decides their own request, administrators included. Signing in (/login,
+POST /api/session) is public: the credentials in the body decide, not the caller.
 
 HOW TO ADD A ROUTE'S ROW (test_every_route_is_in_the_matrix fails, naming the missing "METHOD /path"):
 add one line to MATRIX below,
@@ -17,8 +19,11 @@ add one line to MATRIX below,
   `requester_mail`, or write a two-line function). A call that changes state gets a fresh object per call
   (`fresh_request()` files a new request each time), so the rows do not depend on their order;
 - `body`: a minimal valid JSON body (a constant, or World → body) for POST/PUT/PATCH;
-- `files`: World → multipart files for an upload (then a dict `body` goes as form fields); `query`, `headers`;
-- a route anyone may call: `public("GET /path")`; a known bug: `xfail={"persona": "why"}` (strict).
+- `files`: World → multipart files for an upload (then a dict `body` goes as form fields); `form`: fields sent
+  url-encoded (the login form); `content`: World → a raw body (YAML uploads, with a Content-Type in `headers`);
+  `query`, `headers`;
+- a route anyone may call: `public("GET /path")`; a known bug: `xfail={"persona": "why"}` (strict: the
+  test fails once the bug is fixed, so the mark is removed with the fix).
 An object the world lacks (a delegation, an attachment...) goes into `open_world` in tests/api/authz/world.py.
 A special situation (the administrator's own request, a decided step) is a `scenario(...)` in SCENARIOS.
 A list route also gets a `listing(...)` in LISTINGS: who finds the world's object in its answer (a list must
@@ -32,12 +37,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import httpx
 import pendulum
 import pytest
 from fastapi import APIRouter, FastAPI
 
 from config import clock
-
+from config.settings import Settings
+from notifications.catcher import MailCatcher
 from tests.api.authz.matrix import Listing, Row, app_routes, ids_in, listing, public, row, scenario
 from tests.api.authz.world import PASSWORD, PERSONAS, World, open_world, settings_for, sqlite_copy
 
@@ -392,6 +399,11 @@ SCENARIOS: list[Row] = [
              params=foreign_obligation, body={"attachments": []}, requester=404, approver=404, other_department=404),
     scenario("an obligation of 绩效办", "POST /api/obligations/{obligation_id}/waive", params=foreign_obligation,
              body={"reason": "本月停报"}, requester=404, approver=404, other_department=404),
+    # only one's own unattached uploads can be handed in: someone else's file reads like one that does not exist
+    scenario("someone else's file", "POST /api/obligations/{obligation_id}/submissions", params=fresh_obligation,
+             body=lambda w: {"attachments": [w.attachment_id]}, admin=422),
+    scenario("a file handed in already by someone else", "POST /api/obligations/{obligation_id}/submissions",
+             params=fresh_obligation, body=lambda w: {"attachments": [w.submitted_attachment_id]}, requester=422),
     # a waived obligation reads like any other
     scenario("a waived obligation", "GET /obligations/{obligation_id}", params=waived_obligation,
              requester=200, approver=404, other_department=404, admin=200,
@@ -536,6 +548,59 @@ def test_an_administrator_cannot_approve_their_own_request(world: World) -> None
     assert answer.status_code == 403
     assert "own request" in answer.json()["error"]["message"]
     assert admin.get(f"/api/requests/{request_id}").json()["state"] == "pending"
+
+
+SIGNED_IN = [p for p in PERSONAS if PERSONAS[p]]
+ITEM_OUTCOME = {200: "ok", 403: "forbidden", 404: "not_found", 409: "conflict"}
+
+
+@pytest.mark.parametrize("persona", SIGNED_IN)
+def test_bulk_approval_answers_each_item_as_its_single_decision_would(world: World, persona: str) -> None:
+    """POST /api/tasks/approve is 200 for everyone signed in; the authorisation is per item, and each item
+    must come out as the decision row of the matrix says the single approval does."""
+    decision, = [r for r in MATRIX if r.route == ("POST", DECISION.split()[1])]
+    body = one_task(world)
+    answer = world.client(persona).post("/api/tasks/approve", json=body)
+    assert answer.status_code == 200, answer.text
+    item, = answer.json()["items"]
+    outcome = "ok" if item["ok"] else item["error"]["code"]
+    assert outcome == ITEM_OUTCOME[decision.expect[persona]], item
+    state = world.client("requester").get(f"/api/requests/{body['items'][0]['request_id']}").json()["state"]
+    assert state == ("approved" if item["ok"] else "pending")
+
+
+def test_the_directory_shows_email_addresses_to_administrators_only(world: World) -> None:
+    for persona in SIGNED_IN:
+        people = world.client(persona).get("/api/people", params={"limit": 500}).json()["items"]
+        one = world.client(persona).get("/api/people/huang.lei").json()
+        shown = any("email" in p for p in people) or "email" in one
+        assert shown is (persona == "admin"), persona
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_world_runs_on_the_settings_of_the_other_tests(settings: Settings, database_url: str, tmp_path: Path,
+                                                           mail: MailCatcher) -> None:
+    """world.settings_for mirrors the `settings` fixture of tests/conftest.py, so the matrix tests the app as
+    the other HTTP tests serve it (a setting added there, e.g. for sign-in, must be added to the world too)."""
+    assert settings_for(database_url, tmp_path, mail).model_dump() == settings.model_dump()
+
+
+@pytest.mark.parametrize("persona", SIGNED_IN)
+def test_a_signed_in_browser_reads_and_ends_its_own_session(world: World, persona: str) -> None:
+    """The browser-session routes the matrix calls with HTTP Basic (422) serve a cookie session: it reads
+    itself, ending it needs its CSRF token, and afterwards the cookie opens nothing."""
+    with httpx.Client(base_url=world.url, timeout=30) as browser:
+        signed_in = browser.post("/api/session", json={"username": PERSONAS[persona], "password": PASSWORD})
+        assert signed_in.status_code == 201, signed_in.text
+        csrf = signed_in.json()["csrf_token"]
+        session = browser.get("/api/session")
+        assert session.status_code == 200 and session.json()["person"]["id"] == PERSONAS[persona]
+        assert browser.get("/inbox").status_code == 200
+        assert browser.delete("/api/session").status_code == 403  # no CSRF token
+        assert browser.delete("/api/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        browser.cookies.set("duly_session", signed_in.cookies["duly_session"])
+        assert browser.get("/api/session").status_code == 401
+        assert browser.get("/inbox").status_code == 303
 
 
 def test_an_object_you_may_not_see_reads_like_one_that_does_not_exist(world: World) -> None:
