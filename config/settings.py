@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     base_url: str | None = Field(default=None, description="public URL used in e-mail links")
     demo: bool = Field(default=True, description="seed the demo organisation and demo passwords")
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3,
+                                      description="largest attachment accepted (bytes)")
     smtp: SmtpGroup = Field(default_factory=SmtpGroup)
     scheduler: SchedulerGroup = Field(default_factory=SchedulerGroup)
     prefect: PrefectGroup = Field(default_factory=PrefectGroup)

@@ -89,7 +89,7 @@ async def create_delegation(session: AsyncSession, *, from_id: str, to_id: str, 
 
 async def revoke_delegation(session: AsyncSession, *, delegation_id: int, person: PersonRow,
                             now: datetime) -> DelegationRow:
-    """Revoke by the delegator or an administrator; anyone else (even the delegate) gets 404."""
+    """Revoke by the delegator or an administrator; the delegate (who sees it) gets 403, anyone else 404."""
     row = await session.get(DelegationRow, delegation_id, with_for_update=True)
     admin = "admin" in person.roles
     if row is None or not (admin or row.from_id == person.id or row.to_id == person.id):

@@ -166,7 +166,7 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
     spec = next(o for o in policy.obligations if o.id == obligation.obligation_key)
     rules = policy.rules_for(spec)
     if threshold.action == "mark_late":
-        obligation.state = "late"
+        obligation.state, obligation.late = "late", True
         session.add(obligation)
         await append_audit(session, at=now, actor_id=None, action="obligation.late", subject_type="obligation",
                            subject_id=obligation.id or 0, data={"due_at": obligation.due_at.isoformat()})
