@@ -63,8 +63,8 @@ async def test_late_report_is_marked_late_and_escalated_once(runtime, prefect_ha
     again = await sweep(now=late.add(minutes=1))
     assert first["fired"] == 26  # 13 × (mark late + escalate to the leader in charge)
     assert again["fired"] == 0
-    late = await _october(runtime)
-    assert {r.state for r in late} == {"late"} and all(r.late for r in late)
+    october = await _october(runtime)
+    assert {r.state for r in october} == {"late"} and all(r.late for r in october)
     await deliver(now=late)
     statistician = list_caught(mail.maildir, recipient="he.jing@hospital.example")
     leader = list_caught(mail.maildir, recipient="chen.jing@hospital.example")
