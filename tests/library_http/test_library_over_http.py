@@ -377,3 +377,26 @@ def _org(profile: str) -> Any:
 
     seed = read_organisation_file(LIBRARY / profile / "organisation.yaml")
     return Organisation.of(seed.organisation, seed.departments, seed.people)
+
+
+@pytest.mark.parametrize(("library_server", "policy_id"), [_param(("company-it", "sqlite"), "self-purchase-filing")],
+                         indirect=["library_server"])
+def test_finding_an_approver_cannot_open_the_file_a_request_form_names(library_server: LibraryServer,
+                                                                       policy_id: str) -> None:
+    """Finding: a request form's attachment field holds an uploaded file's id, but filing does not attach the
+    file to the request (store/approvals.py file_request), so the approver who must judge it gets 404."""
+    server = library_server
+    policy = POLICIES[server.profile][policy_id]
+    assert isinstance(policy, ApprovalPolicy)
+    requester, _, _ = first_requester(policy, server.org)
+    assert requester is not None
+    request, form = file_request(server, policy, requester)
+    ids = [form[name] for name, spec in policy.form.items() if spec.type == "attachment" and not spec.paper]
+    assert ids
+    approver = request["steps"][0]["assignees"][0]
+    with server.client(requester) as client:
+        assert client.get(f"/api/attachments/{ids[0]}").json()["attached_to"] is None
+    with server.client(approver) as client:
+        answer = client.get(f"/api/attachments/{ids[0]}")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == f"no attachment {ids[0]}"
