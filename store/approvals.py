@@ -29,6 +29,7 @@ from policies.durations import add_duration
 from policies.escalation import step_thresholds
 from policies.forms import FormError, form_to_json, validate_form
 from policies.models import ApprovalPolicy
+from store.attachments import attach
 from store.audit import append_audit
 from store.delegations import active_delegations, delegators
 from store.errors import ConflictError, InvalidInputError, NotFoundError
@@ -50,7 +51,7 @@ SYSTEM_NAME = "系统（超时自动处理）"
 
 
 async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: str, form: object,
-                       requester_id: str, now: datetime) -> RequestRow:
+                       requester_id: str, now: datetime, attach_files: bool = True) -> RequestRow:
     """Validate the form, plan the route, store the request and open its first step."""
     version_id, policy = runtime.registry.current_approval(policy_id)
     org = await load_organisation(session)
@@ -75,8 +76,28 @@ async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: st
                        data={"policy": policy.id, "version": version_id, "form": request.form,
                              "route": [{"step": p.step_id, "mode": p.mode, "quorum": p.quorum,
                                         "assignees": list(p.assignees), "why": list(p.why)} for p in route]})
+    if attach_files:
+        await _attach_form_files(session, policy, values, request, requester_id, now)
     await _open_step(session, runtime, request, policy, steps[0], now=now)
     return request
+
+
+async def _attach_form_files(session: AsyncSession, policy: ApprovalPolicy, values: dict[str, object],
+                             request: RequestRow, requester_id: str, now: datetime) -> None:
+    """The files the form's attachment fields name (ids of the requester's uploads, POST /api/attachments)
+    now belong to the request, so whoever may see the request may open them. A paper copy ({name, kind})
+    or a reference that is not one of our ids stays as written."""
+    fields = {int(v): name for name, spec in policy.form.items() if spec.type == "attachment"
+              and isinstance(v := values.get(name), str) and v.isdigit() and len(v) < 10}
+    if not fields:
+        return
+    try:
+        await attach(session, attachment_ids=list(fields), owner_type="request", owner_id=request.id or 0,
+                     person_id=requester_id, now=now)
+    except (InvalidInputError, ConflictError) as exc:
+        problems = {f"form.{fields[int(key.split('.')[-1])]}": message
+                    for key, message in getattr(exc, "problems", {}).items() if key.split(".")[-1].isdigit()}
+        raise InvalidInputError(f"the form names a file that cannot be attached: {exc}", problems) from None
 
 
 async def decide(session: AsyncSession, runtime: Runtime, *, request_id: int, step_id: int, actor_id: str,

@@ -175,7 +175,8 @@ async def _file_review(session: AsyncSession, runtime: Runtime, policy_id: str, 
     form = build_review_form(review, obligation=obligation, submission=submission, attachments=attachments,
                              given=given)
     try:
-        return await file_request(session, runtime, policy_id=policy_id, form=form, requester_id=person.id, now=now)
+        return await file_request(session, runtime, policy_id=policy_id, form=form, requester_id=person.id, now=now,
+                                  attach_files=False)  # the report's files belong to the submission
     except InvalidInputError as exc:
         problems = {f"review_form.{key}": message for key, message in exc.problems.items()}
         raise InvalidInputError(f"the review request under {policy_id!r} cannot be filed: {exc}", problems) from None

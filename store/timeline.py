@@ -25,6 +25,7 @@ _WORDS: dict[str, dict[str, str]] = {
     "zh": {
         "system": "系统", "nobody": "（无人）", "sep": "、", "requester": "申请人", "quote": "「{}」",
         "request.filed": "提交申请",
+        "attachment.attached": "附上文件（{count} 个）",
         "step.opened": "{step}分配给 {assignees}",
         "due": "，时限 {due}", "provisional": "（暂定）",
         "step.approve": "批准{step}", "waiting": "（会签，等待其他审批人）",
@@ -47,6 +48,7 @@ _WORDS: dict[str, dict[str, str]] = {
     "en": {
         "system": "System", "nobody": "(nobody)", "sep": ", ", "requester": "the requester", "quote": "\"{}\"",
         "request.filed": "filed the request",
+        "attachment.attached": "attached {count} file(s)",
         "step.opened": "{step} assigned to {assignees}",
         "due": ", due {due}", "provisional": " (provisional)",
         "step.approve": "approved {step}", "waiting": " (all must approve; waiting for the others)",
@@ -121,6 +123,7 @@ def describe(event: AuditEventRow, people: dict[str, PersonRow], step_titles: di
     action = event.action
     fill = {"step": step_name(data.get("step")), "assignees": names(data.get("assignees")),
             "to": names(data.get("to")), "text": data.get("text") or "", "message": data.get("message") or "",
+            "count": len(data.get("attachments") or ()),
             "position": words.get(str(data.get("position")), str(data.get("position"))),
             "target": words["requester"] if data.get("target") == "requester" else step_name(data.get("target"))}
     text = words[action].format(**fill) if action in words else action

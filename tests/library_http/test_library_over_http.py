@@ -381,10 +381,9 @@ def _org(profile: str) -> Any:
 
 @pytest.mark.parametrize(("library_server", "policy_id"), [_param(("company-it", "sqlite"), "self-purchase-filing")],
                          indirect=["library_server"])
-def test_finding_an_approver_cannot_open_the_file_a_request_form_names(library_server: LibraryServer,
-                                                                       policy_id: str) -> None:
-    """Finding: a request form's attachment field holds an uploaded file's id, but filing does not attach the
-    file to the request (store/approvals.py file_request), so the approver who must judge it gets 404."""
+def test_the_approver_opens_the_file_a_request_form_names(library_server: LibraryServer, policy_id: str) -> None:
+    """A request form's attachment field holds an uploaded file's id; filing attaches the file to the request,
+    so the step's approver may open it, and someone who may not see the request still may not."""
     server = library_server
     policy = POLICIES[server.profile][policy_id]
     assert isinstance(policy, ApprovalPolicy)
@@ -395,8 +394,11 @@ def test_finding_an_approver_cannot_open_the_file_a_request_form_names(library_s
     assert ids
     approver = request["steps"][0]["assignees"][0]
     with server.client(requester) as client:
-        assert client.get(f"/api/attachments/{ids[0]}").json()["attached_to"] is None
+        assert client.get(f"/api/attachments/{ids[0]}").json()["attached_to"] == f"request:{request['id']}"
     with server.client(approver) as client:
-        answer = client.get(f"/api/attachments/{ids[0]}")
-    assert answer.status_code == 404
-    assert answer.json()["error"]["message"] == f"no attachment {ids[0]}"
+        answer = client.get(f"/api/attachments/{ids[0]}/content")
+    assert answer.status_code == 200 and answer.content.startswith(b"%PDF")
+    outsider = next(p for p in server.org.people if p not in (requester, *request["steps"][0]["assignees"])
+                    and "admin" not in server.org.people[p].roles)
+    with server.client(outsider) as client:
+        assert client.get(f"/api/attachments/{ids[0]}").status_code == 404
