@@ -187,7 +187,8 @@ async def my_tasks(person: CurrentPerson, session: SessionDep, http: Request, li
 async def bulk_approve(body: BulkApprove, person: CurrentPerson, write: Write, http: Request) -> BulkResult:
     """批量审批: approve up to 100 open steps, each in its own transaction, answering per item. Each item is
     exactly a single approval (same checks: own request, assignment or delegation, separation of duties,
-    an open step); approving never needs a reason, so every step may be approved in bulk. A refused item
+    an open step), on steps whose policy allows `bulk_approve` (the default; a policy leaves it out of a
+    step's `allow` to make each approval of that step a deliberate one). A refused item
     is answered with its error (code, message, problems) and leaves the others alone; the whole call is
     200 even when some items fail — read `failed`."""
     runtime = http.app.state.runtime
@@ -196,7 +197,7 @@ async def bulk_approve(body: BulkApprove, person: CurrentPerson, write: Write, h
         try:
             async with write() as session:
                 row = await act(session, runtime, request_id=item.request_id, step_id=item.step_id,
-                                actor_id=person.id, verb="approve", now=clock.now())
+                                actor_id=person.id, verb="approve", bulk=True, now=clock.now())
                 state = row.state
         except (NotFoundError, ForbiddenError, ConflictError, InvalidInputError) as exc:
             results.append(BulkItemResult(request_id=item.request_id, step_id=item.step_id, ok=False,

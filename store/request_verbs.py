@@ -37,8 +37,9 @@ _FIELD_OF = {"reason_required": "reason", "bad_target": "to", "to_requester": "t
 async def act(session: AsyncSession, runtime: Runtime, *, request_id: int, actor_id: str, verb: str,
               step_id: int | None = None, reason: str | None = None, to: str | None = None,
               people: Sequence[str] = (), position: str | None = None, on_behalf_of: str | None = None,
-              now: datetime) -> RequestRow:
-    """Apply one verb by `actor_id` at `now`; the request afterwards. Step verbs need `step_id`."""
+              bulk: bool = False, now: datetime) -> RequestRow:
+    """Apply one verb by `actor_id` at `now`; the request afterwards. Step verbs need `step_id`. `bulk`: an
+    approval from a batch (批量审批), refused on a step whose policy `allow` leaves out bulk_approve."""
     if verb not in STEP_VERBS + REQUEST_VERBS:
         expected = ", ".join(STEP_VERBS + REQUEST_VERBS)
         raise InvalidInputError(f"unknown verb {verb!r}", {"verb": f"expected one of {expected}"})
@@ -64,6 +65,11 @@ async def act(session: AsyncSession, runtime: Runtime, *, request_id: int, actor
                                 delegations=delegations)
     except DecisionError as exc:
         raise _refusal(exc, verb) from None
+    if bulk and step is not None and not policy.step(step.policy_step or step.step_key).allows("bulk_approve"):  # type: ignore[union-attr]
+        error = ForbiddenError(f"step {step.title!r} must be approved one by one: its policy's `allow` "
+                               "leaves out bulk_approve")
+        error.problems = {"rule": "not_allowed"}  # type: ignore[attr-defined]
+        raise error
     stored = await apply_decision(session, runtime, request, rows, policy, decision, now=now)  # type: ignore[arg-type]
     if verb == "comment":
         await _store_comment(session, request, decision, stored.id or 0, now=now)

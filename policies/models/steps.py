@@ -23,9 +23,10 @@ from policies.models.common import Duration, LadderRung, PersonRule, StepId, Str
 
 Mode = Literal["any", "all", "quorum"]
 Position = Literal["before", "after", "parallel"]
-StepVerb = Literal["approve", "reject", "send_back", "transfer", "add_approver", "delegate", "comment"]
+StepVerb = Literal["approve", "reject", "send_back", "transfer", "add_approver", "delegate", "comment",
+                   "bulk_approve"]
 ALL_STEP_VERBS: tuple[StepVerb, ...] = ("approve", "reject", "send_back", "transfer", "add_approver", "delegate",
-                                        "comment")
+                                        "comment", "bulk_approve")
 ALL_POSITIONS: tuple[Position, ...] = ("before", "after", "parallel")
 
 

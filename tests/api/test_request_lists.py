@@ -109,6 +109,19 @@ async def test_bulk_approve_answers_each_item(live_server, runtime):
     assert sorted(verbs) == sorted([ok_one["id"], ok_two["id"]])
 
 
+async def test_bulk_approve_is_refused_where_the_policy_leaves_it_out(live_server):
+    """The demo's CFO step (over ¥50,000) leaves bulk_approve out of `allow`: the CFO approves it one by one."""
+    large = file_purchase(live_server, amount="60000")
+    item = {"request_id": large["id"], "step_id": large["steps"][0]["id"]}
+    with live_server.client("zhao.weidong") as client:
+        refused = client.post("/api/tasks/approve", json={"items": [item]}).json()["items"][0]
+        assert client.get(f"/api/requests/{large['id']}").json()["state"] == "pending"
+        single = client.post(f"/api/requests/{large['id']}/steps/{item['step_id']}/decision", json={"verb": "approve"})
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+    assert refused["error"]["problems"]["rule"] == "not_allowed" and "one by one" in refused["error"]["message"]
+    assert single.status_code == 200 and single.json()["state"] == "approved"
+
+
 async def test_bulk_approve_by_an_admin_not_assigned_is_refused_with_the_rule(live_server):
     with live_server.client("zhao.weidong") as client:
         own = client.post("/api/requests", json={"policy": "it-hardware-purchase",
