@@ -182,6 +182,9 @@ def _in_words(exc: Exception) -> tuple[int, str]:
     missing = [str(v).removeprefix("missing: ") for k, v in problems.items() if k.startswith("attachments.")]
     if missing and all(k.startswith("attachments.") and not k[12:].isdigit() for k in problems):
         return 422, f"缺少必需的附件：{'、'.join(missing)}。请选择文件后重新提交。"
+    if any(k.startswith("review_form.") for k in problems):
+        what = "附上报表文件" if "review_form.file" in problems else "补全送审内容"
+        return 422, f"本报表须经审核，送审时请{what}，然后重新提交。"
     if re.search(r"[\u4e00-\u9fff]", str(exc)):
         return 422, str(exc) + ("请重新选择文件。" if "文件" in str(exc) else "")
     return 422, "填写的内容无效，请检查后重试。"
