@@ -67,12 +67,16 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     return app
 
 
-_HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>duly</title>
-<body style="font-family:system-ui,'Noto Sans CJK SC',sans-serif;max-width:40em;margin:3em auto;line-height:1.6">
-<h1>duly 制度执行引擎</h1>
-<p>审批与报送时限，按中国法定工作日历计算。</p>
-<ul>
-<li><a href="/docs">REST API（OpenAPI 文档）</a></li>
-<li><a href="/inbox">我的待办</a> · <a href="/calendar">报送日历</a>（需先登录）</li>
+_HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>duly 制度执行引擎</title>
+<body style="font-family:system-ui,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif;max-width:40em;
+margin:3em auto;padding:0 16px;line-height:1.7;color:#1f2937">
+<h1 style="font-size:24px;margin-bottom:4px">duly 制度执行引擎</h1>
+<p style="color:#6b7280;margin-top:0">审批与报送时限，按中国法定工作日历计算。</p>
+<ul style="padding-left:20px">
+<li><a href="/login">登录</a>（已登录可直接进入下列页面）</li>
+<li><a href="/inbox">我的待办</a>：审批、驳回、退回、转交、加签，批量批准</li>
+<li><a href="/calendar">报送日历</a>：报送事项、时限、逾期与报送</li>
+<li><a href="/docs">REST API 文档（OpenAPI）</a></li>
 <li><a href="/api/mail">邮件收件箱（内置邮件捕获）</a></li>
 </ul></body></html>"""

@@ -63,9 +63,13 @@ class TestRequestPage:
         assert "审批人： 刘洋" in page
         assert f"时限： {due.month}月{due.day}日 {due:%H:%M}" in page
         assert "已超时" not in page and "暂定" not in page
-        # the page only reads; it tells the approver where the decision is made
-        assert f"POST /api/requests/{request['id']}/steps/{request['steps'][0]['id']}/decision" in page
-        assert "/decision" not in text_of(get_page(live_server, "huang.lei", f"/requests/{request['id']}"))
+        # the approver gets the step's forms; the requester gets none of them, but may withdraw
+        html = get_page(live_server, "liu.yang", f"/requests/{request['id']}")
+        assert f'action="/requests/{request["id"]}/act"' in html
+        assert f'name="step_id" value="{request["steps"][0]["id"]}"' in html
+        assert "批准 驳回" in page and "撤回" not in page
+        requester = get_page(live_server, "huang.lei", f"/requests/{request['id']}")
+        assert 'name="step_id"' not in requester and 'value="withdraw"' in requester
 
     @sqlite_only
     def test_timeline_tells_filing_and_assignment_in_words(self, live_server, file_purchase):
@@ -189,8 +193,9 @@ class TestInbox:
     async def test_overdue_task_is_highlighted(self, live_server, file_purchase_at):
         request_id = await file_purchase_at(FILED_BEFORE_NATIONAL_DAY)
         html = get_page(live_server, "liu.yang", "/inbox")
-        assert re.search(rf'<li class="overdue">\s*<a href="/requests/{request_id}">', html)
-        assert "其中 1 项已超时" in text_of(html)
+        assert re.search(rf'<li class="overdue">\s*<div class="task">.*?<a href="/requests/{request_id}">', html,
+                         re.DOTALL)
+        assert "其中 1 项已超时" in text_of(html) and "超时 1" in text_of(html)
 
     @sqlite_only
     def test_requester_has_nothing_to_do(self, live_server, file_purchase):
