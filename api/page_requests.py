@@ -292,7 +292,7 @@ async def approve_in_bulk(caller: FormCaller, http: Request) -> Response:
         try:
             async with caller.write() as session:
                 await act(session, runtime, request_id=request_id, step_id=step_id, actor_id=caller.person.id,
-                          verb="approve", now=clock.now())
+                          verb="approve", bulk=True, now=clock.now())
         except (NotFoundError, ForbiddenError, ConflictError, InvalidInputError) as exc:
             code = {NotFoundError: "not_found", ConflictError: "conflict", InvalidInputError: "invalid"}.get(
                 type(exc)) or (getattr(exc, "problems", None) or {}).get("rule") or "forbidden"
