@@ -1,6 +1,7 @@
 """Decisions per second through HTTP with a real database (not a pass/fail test; prints figures).
 
-Files N IT-purchase requests, then approves them with 16 concurrent clients against uvicorn on
+Files N IT-purchase requests, then approves them with 16 concurrent clients (each call with an
+Idempotency-Key, as a careful client sends) against uvicorn on
 loopback: SQLite (WAL) always, PostgreSQL when DULY_BENCH_POSTGRES_URL or the local server answers.
 Usage: python bench/decisions_http.py [N]
 """
@@ -55,7 +56,8 @@ async def run(url: str, n: int) -> tuple[float, float]:
         async def file(i: int) -> tuple[int, int]:
             async with sem:
                 r = await filer.post("/api/requests", json={"policy": "it-hardware-purchase",
-                                                            "form": {"items": f"bench {i}", "amount": "1000"}})
+                                                            "form": {"items": f"bench {i}", "amount": "1000"}},
+                                     headers={"Idempotency-Key": f"file-{i}"})
                 r.raise_for_status()
                 body = r.json()
                 return body["id"], body["steps"][0]["id"]
@@ -66,7 +68,8 @@ async def run(url: str, n: int) -> tuple[float, float]:
 
         async def approve(pair: tuple[int, int]) -> None:
             async with sem:
-                r = await approver.post(f"/api/requests/{pair[0]}/steps/{pair[1]}/decision", json={"verb": "approve"})
+                r = await approver.post(f"/api/requests/{pair[0]}/steps/{pair[1]}/decision", json={"verb": "approve"},
+                                        headers={"Idempotency-Key": f"approve-{pair[0]}"})
                 r.raise_for_status()
 
         started = time.perf_counter()

@@ -85,7 +85,7 @@ def _banner(settings: Settings, catcher_port: int | None) -> None:
     ]
     if settings.demo:
         lines += [
-            f"Demo accounts (password for all: {DEMO_PASSWORD}), HTTP Basic:",
+            f"Demo accounts (password for all: {DEMO_PASSWORD}): sign in at {url}/login, or HTTP Basic from scripts:",
             "  huang.lei     黄磊  信息科 engineer: files requests",
             "  liu.yang      刘洋  综合管理部主任: approves IT purchases up to ¥50,000",
             "  zhao.weidong  赵卫东 财务总监 (CFO): approves IT purchases above ¥50,000",
@@ -97,7 +97,7 @@ def _banner(settings: Settings, catcher_port: int | None) -> None:
             f"  curl -u huang.lei:{DEMO_PASSWORD} -H 'content-type: application/json' \\",
             "       -d '{\"policy\":\"it-hardware-purchase\",\"form\":{\"items\":\"笔记本电脑 10台\","
             f"\"amount\":\"48000\"}}}}' {url}/api/requests",
-            f"  curl -u liu.yang:{DEMO_PASSWORD} {url}/api/tasks",
+            f"  curl -u liu.yang:{DEMO_PASSWORD} {url}/api/tasks      # or approve in the browser: {url}/inbox",
             f"  curl -u he.jing:{DEMO_PASSWORD} '{url}/api/obligations?period=2026-11'",
             f"  curl -u huang.lei:{DEMO_PASSWORD} {url}/api/mail",
             "",
