@@ -245,24 +245,6 @@ class DelegationList(BaseModel):
     items: list[DelegationPublic]
 
 
-class ObligationPublic(BaseModel):
-    id: int
-    policy: str
-    obligation: str
-    title: str
-    owner_department: str
-    period: str
-    due_at: datetime
-    shift: str
-    provisional: bool
-    state: str
-
-
-class ObligationList(BaseModel):
-    count: int
-    items: list[ObligationPublic]
-
-
 class PersonPublic(BaseModel):
     id: str
     name: str
