@@ -29,25 +29,22 @@ from policies.durations import add_duration
 from policies.escalation import step_thresholds
 from policies.forms import FormError, form_to_json, validate_form
 from policies.models import ApprovalPolicy
+from store.approval_mail import notify_assigned, notify_requester
 from store.attachments import attach
 from store.audit import append_audit
+from store.decision_record import audit_action, audit_data, decided_place, decision_target
 from store.delegations import active_delegations, delegators
 from store.errors import ConflictError, InvalidInputError, NotFoundError
-from store.notices import request_context, step_context
-from store.organisation import load_organisation, people_by_id
-from store.outbox import queue_message
+from store.organisation import load_organisation
 from store.runtime import Runtime
 from store.tables import (
     AssignmentRow,
     DecisionRow,
-    DepartmentRow,
     PersonRow,
     RequestRow,
     StepRow,
     ThresholdRow,
 )
-
-SYSTEM_NAME = "系统（超时自动处理）"
 
 
 async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: str, form: object,
@@ -157,16 +154,16 @@ async def apply_decision(session: AsyncSession, runtime: Runtime, request: Reque
         if _changed(row, new) or (row is acted and decision.verb != "comment"):
             await _store_step(session, row, new, now=now)
     actor = decision.actor
-    place = _place(decision)
+    place = decided_place(decision)
     row = DecisionRow(request_id=request.id or 0, step_id=acted.id if acted else None,
                       actor_id=None if actor == SYSTEM else actor,
                       on_behalf_of=place if place not in (None, actor) else None, verb=decision.verb,
-                      reason=decision.reason, target=_target(decision), decided_at=now)
+                      reason=decision.reason, target=decision_target(decision), decided_at=now)
     session.add(row)
     await session.flush()
     if decision.verb not in ("reassign", "comment", "withdraw"):  # the sweep, comments, the end audit themselves
-        await append_audit(session, at=now, actor_id=actor, action=_audit_action(decision), subject_type="request",
-                           subject_id=request.id or 0, data=_audit_data(decision, acted, place, data))
+        await append_audit(session, at=now, actor_id=actor, action=audit_action(decision), subject_type="request",
+                           subject_id=request.id or 0, data=audit_data(decision, acted, place, data))
     for index in decision.closed:
         await _close_assignments(session, rows[index])
         await _cancel_thresholds(session, "step", rows[index].id or 0, now)
@@ -176,7 +173,7 @@ async def apply_decision(session: AsyncSession, runtime: Runtime, request: Reque
     for index in decision.opened:
         await _open_step(session, runtime, request, policy, rows[index], now=now, new=decision.after.steps[index])
     if decision.verb == "send_back" and decision.target == "requester":
-        await _notify_requester(session, runtime, request, policy, "request_returned", event_key=f"decision:{row.id}",
+        await notify_requester(session, runtime, request, policy, "request_returned", event_key=f"decision:{row.id}",
                                 actor=actor, reason=decision.reason, now=now)
         await _review_finished(session, runtime, request, "returned", now)
     if decision.finished is not None:
@@ -235,52 +232,6 @@ async def _store_step(session: AsyncSession, row: StepRow, new: StepState, *, no
     await session.refresh(row)
 
 
-def _place(decision: Decision) -> str | None:
-    """The assignee place the actor decided in (their own, or a delegator's)."""
-    if decision.on_behalf_of is not None:
-        return decision.on_behalf_of
-    if decision.verb == "approve" and decision.step is not None:
-        mine = [a.place for a in decision.after.steps[decision.step].approvals if a.actor == decision.actor]
-        before = {a.place for a in decision.before.steps[decision.step].approvals}
-        return next((p for p in mine if p not in before), decision.actor)
-    return None
-
-
-def _target(decision: Decision) -> str | None:
-    if decision.verb == "add_approver" and decision.step is not None:
-        return ",".join(_added_people(decision))[:200] or None
-    return decision.target
-
-
-def _added_people(decision: Decision) -> list[str]:
-    before = {p for s in decision.before.steps for p in s.assignees}
-    return [p for s in decision.after.steps for p in s.assignees if p not in before]
-
-
-def _audit_action(decision: Decision) -> str:
-    return "request.resubmitted" if decision.verb == "resubmit" else f"step.{decision.verb}"
-
-
-def _audit_data(decision: Decision, acted: StepRow | None, place: str | None,
-                data: dict[str, object] | None) -> dict[str, object]:
-    found: dict[str, object] = {"step": acted.step_key if acted else None, "step_id": acted.id if acted else None,
-                                "reason": decision.reason, "result": decision.step_state}
-    if place is not None and place != decision.actor:
-        found["on_behalf_of"] = place
-    if decision.verb in ("send_back", "transfer"):
-        found["target"] = decision.target
-    if decision.verb == "transfer":
-        found["to"] = [decision.target]
-    if decision.verb == "add_approver":
-        found["to"] = _added_people(decision)
-        added = [s.key for s in decision.after.steps if s.key not in {b.key for b in decision.before.steps}]
-        found["position"] = "parallel" if not added else added[0].rsplit("+", 1)[-1].split("-")[0]
-        found["added_step"] = added[0] if added else None
-    if decision.verb == "resubmit":
-        found["step"] = decision.after.steps[decision.opened[0]].key if decision.opened else None
-    return {**found, **(data or {})}
-
-
 async def _notify_newcomers(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
                             rows: Sequence[StepRow], decision: Decision, row: DecisionRow, *, now: datetime) -> None:
     """People who joined the open step (转交, parallel 加签): an assignment and a `step_assigned` mail."""
@@ -300,16 +251,6 @@ async def _notify_newcomers(session: AsyncSession, runtime: Runtime, request: Re
     await assign(session, step, people)
     await notify_assigned(session, runtime, request, policy, step, people, event_key=f"decision:{row.id}:assigned",
                           now=now)
-
-
-async def _notify_requester(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
-                            event: str, *, event_key: str, actor: str, reason: str | None, now: datetime) -> None:
-    people = await people_by_id(session, {actor, request.requester_id})
-    requester = people[request.requester_id]
-    queue_message(session, event_key=event_key, event=event, recipient=requester, now=now,
-                  context={"request": await _request_context(session, request, policy, requester),
-                           "decider_name": people[actor].name if actor in people else SYSTEM_NAME,
-                           "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}"})
 
 
 async def visible_request(session: AsyncSession, request_id: int, person_id: str, *,
@@ -349,17 +290,6 @@ async def assign(session: AsyncSession, step: StepRow, people: Sequence[str]) ->
             session.add(existing[person_id])
         else:
             session.add(AssignmentRow(step_id=step.id or 0, request_id=step.request_id, person_id=person_id))
-
-
-async def notify_assigned(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
-                          step: StepRow, people: Sequence[str], *, event_key: str, now: datetime) -> None:
-    """Queue a `step_assigned` mail to each person (also used for step reminders)."""
-    found = await people_by_id(session, {*people, request.requester_id})
-    context = await _request_context(session, request, policy, found[request.requester_id])
-    for person_id in people:
-        queue_message(session, event_key=event_key, event="step_assigned", recipient=found[person_id], now=now,
-                      context={"request": context, "step": step_context(step, policy.timezone),
-                               "link": f"{runtime.public_url}/requests/{request.id}"})
 
 
 def _changed(row: StepRow, new: StepState) -> bool:
@@ -419,20 +349,16 @@ async def _finish(session: AsyncSession, runtime: Runtime, request: RequestRow, 
     if outcome == "withdrawn":
         await append_audit(session, at=now, actor_id=decider_id, action="request.withdrawn", subject_type="request",
                            subject_id=request.id or 0, data={"reason": reason})
-        await _notify_requester(session, runtime, request, policy, "request_withdrawn",
+        await notify_requester(session, runtime, request, policy, "request_withdrawn",
                                 event_key=f"request:{request.id}:withdrawn", actor=decider_id, reason=reason, now=now)
         return
     meaning = policy.outcomes.approved.allows if outcome == "approved" and policy.outcomes.approved else \
         policy.outcomes.rejected.record if outcome == "rejected" and policy.outcomes.rejected else None
     await append_audit(session, at=now, actor_id=decider_id, action=f"request.{outcome}", subject_type="request",
                        subject_id=request.id or 0, data={"reason": reason, "outcome": meaning})
-    people = await people_by_id(session, {decider_id, request.requester_id})
-    requester = people[request.requester_id]
-    decider_name = people[decider_id].name if decider_id in people else SYSTEM_NAME
-    queue_message(session, event_key=f"request:{request.id}:decided", event="request_decided", recipient=requester,
-                  now=now, context={"request": await _request_context(session, request, policy, requester),
-                                    "outcome": outcome, "decider_name": decider_name, "meaning": meaning,
-                                    "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}"})
+    await notify_requester(session, runtime, request, policy, "request_decided",
+                           event_key=f"request:{request.id}:decided", actor=decider_id, reason=reason, now=now,
+                           extra={"outcome": outcome, "meaning": meaning})
 
 
 async def _review_finished(session: AsyncSession, runtime: Runtime, request: RequestRow, outcome: str,
@@ -441,12 +367,6 @@ async def _review_finished(session: AsyncSession, runtime: Runtime, request: Req
     from store.submissions import review_finished  # a local import: submissions files its reviews through here
 
     await review_finished(session, runtime, request, outcome, now)
-
-
-async def _request_context(session: AsyncSession, request: RequestRow, policy: ApprovalPolicy,
-                           requester: PersonRow) -> dict[str, object]:
-    department = await session.get(DepartmentRow, requester.department_code)
-    return request_context(request, policy, requester, department.name if department else "")
 
 
 async def _close_assignments(session: AsyncSession, step: StepRow, *, only: str | None = None) -> None:

@@ -26,7 +26,8 @@ from policies.escalation import fires, rung_effect
 from policies.models import ApprovalPolicy, CalendarPolicy, PersonRule
 from policies.org import Organisation
 from policies.routing import Context, resolve_people
-from store.approvals import apply_decision, assign, notify_assigned, request_state
+from store.approval_mail import notify_assigned
+from store.approvals import apply_decision, assign, request_state
 from store.audit import append_audit
 from store.notices import obligation_context, request_context, step_context
 from store.organisation import load_organisation, people_by_id
