@@ -148,7 +148,7 @@ async def _sees_owner(session: AsyncSession, row: AttachmentRow, person: PersonR
             SubmissionRow.id == row.owner_id))).first()
         if found is None:
             return False
-        if sees(person, found[1]):
+        if await sees(session, person, found[1]):
             return True
         request_id = found[0].review_request_id
     if request_id is None:

@@ -209,7 +209,7 @@ async def _obligation_page(http: Request, session: AsyncSession, person: PersonR
     view = (await obligation_views(session, runtime, [row], now=clock.now()))[0]
     _, rules = await obligation_rules(session, runtime, row)
     try:
-        require_may_submit(person, row)
+        await require_may_submit(session, person, row)
         may_submit = True
     except ForbiddenError:
         may_submit = False

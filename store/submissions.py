@@ -56,7 +56,7 @@ async def submit_report(session: AsyncSession, runtime: Runtime, *, obligation_i
                         review_form: Mapping[str, Any] | None, now: datetime) -> SubmissionRow:
     """Hand in a report (module docstring) in the caller's transaction."""
     obligation = await visible_obligation(session, obligation_id, person, lock=True)
-    require_may_submit(person, obligation)
+    await require_may_submit(session, person, obligation)
     policy, rules = await obligation_rules(session, runtime, obligation)
     corrected = await _corrected(session, obligation, corrects)
     if corrected is None and obligation.state not in ("open", "late"):

@@ -260,11 +260,18 @@ def overseer(server: LibraryServer) -> str | None:
     return None
 
 
+def overseers_of(server: LibraryServer, department: str) -> list[str]:
+    """The department's head and leader in charge, who see its obligations without being members."""
+    found = server.org.departments[department]
+    return [p for p in (found.head, found.leader_in_charge) if p]
+
+
 def viewer_of(server: LibraryServer, department: str) -> str:
-    """Who looks at the department's obligations: the overseer, else the department's first person."""
+    """Who looks at the department's obligations: the overseer, else the department's first person, else its
+    head or leader in charge (a committee chaired by someone of another department)."""
     people = sorted(p.id for p in server.org.people.values() if p.department == department)
-    found = overseer(server) or (people[0] if people else None)
-    assert found, f"{server.profile}: department {department} has no people and nobody sees all obligations"
+    found = overseer(server) or (people[0] if people else None) or next(iter(overseers_of(server, department)), None)
+    assert found, f"{server.profile}: department {department} has no people, head or leader in charge"
     return found
 
 
@@ -272,7 +279,7 @@ def obligations_of(server: LibraryServer, policy: CalendarPolicy) -> list[dict]:
     """The policy's obligations as GET /api/obligations lists them to the overseer, or to one person of each
     owning department when nobody sees them all."""
     owners = sorted({o for spec in policy.obligations for o in policy.rules_for(spec).owner.codes
-                     if any(p.department == o for p in server.org.people.values())})
+                     if any(p.department == o for p in server.org.people.values()) or overseers_of(server, o)})
     viewers = [overseer(server)] if overseer(server) else [viewer_of(server, o) for o in owners]
     found: dict[int, dict] = {}
     for viewer in viewers:
@@ -286,8 +293,11 @@ def obligations_of(server: LibraryServer, policy: CalendarPolicy) -> list[dict]:
 
 
 def submitters(server: LibraryServer, department: str) -> list[str]:
-    """People who may submit the department's report: its own people, then statisticians and administrators."""
+    """People who may submit the department's report: its own people and head, then statisticians and
+    administrators."""
     own = sorted(p.id for p in server.org.people.values() if p.department == department)
+    head = server.org.departments[department].head
+    own += [head] if head and head not in own else []
     others = sorted(set(server.org.with_role("statistician")) | set(server.org.with_role("admin")))
     return own + [p for p in others if p not in own]
 
@@ -301,9 +311,10 @@ async def test_calendar_policy_obligations_over_http(library_server: LibraryServ
     listed = obligations_of(server, policy)
     expected = expected_dues(policy, owners)
     got = {(o["obligation"], o["owner_department"], o["period"]): o["due_at"] for o in listed}
-    # without an overseer, a department with no people (community-health-centre's security_group) has its
-    # obligations materialised but nobody can list them over HTTP: only departments with people are expected
-    staffed = owners if overseer(server) else {p.department for p in server.org.people.values()}
+    # without an overseer, a department's obligations are listed to its people, its head and its leader in
+    # charge (community-health-centre's security_group has no members: its head, the director, sees them)
+    staffed = owners if overseer(server) else {p.department for p in server.org.people.values()} | {
+        code for code in owners if overseers_of(server, code)}
     assert window_keys(policy, staffed) <= set(got), sorted(window_keys(policy, staffed) - set(got))
     for key, due_at in got.items():
         assert key in expected, f"{key} materialised but the core has no such period"
