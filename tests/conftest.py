@@ -3,11 +3,8 @@ the Prefect test harness, and the app served by uvicorn on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from config.settings import Settings
 from notifications.catcher import MailCatcher, free_port
@@ -171,36 +167,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(runtime: object, settings: Settings, mail: MailCatcher) -> Iterator[LiveServer]:
     """The app served by uvicorn on a free loopback port, in its own thread and event loop."""
-    from api.app import create_app
-    from store.runtime import build_runtime
+    from tests.serving import serve_app
 
-    port = free_port()
-    holder: dict[str, object] = {}
-
-    def serve() -> None:
-        async def main() -> None:
-            rt = await build_runtime(settings)
-            app = create_app(rt, scheduler=None, maildir=mail_dir)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-            holder["server"] = server
-            try:
-                await server.serve()
-            finally:
-                await rt.close()
-
-        asyncio.run(main())
-
-    mail_dir = mail.maildir
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        server = holder.get("server")
-        if server is not None and getattr(server, "started", False):
-            break
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("the test server did not start")
-    yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
-    holder["server"].should_exit = True  # type: ignore[attr-defined]
-    thread.join(timeout=10)
+    with serve_app(settings, mail.maildir) as (url, _):
+        yield LiveServer(url=url, settings=settings)

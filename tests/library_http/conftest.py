@@ -6,11 +6,8 @@ groups the tests of one profile and starts each profile's server once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,12 +18,12 @@ import httpx
 import pendulum
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from config.settings import Settings
 from notifications.catcher import free_port
 from policies.org import Organisation
 from store.organisation import read_organisation_file
+from tests.serving import serve_app
 
 LIBRARY = Path(__file__).resolve().parents[2] / "policies" / "library"
 DEMO_PASSWORD = "duly-demo"
@@ -80,35 +77,6 @@ async def _materialise(runtime: object) -> None:
                                      first=MATERIALISE_FIRST, last=MATERIALISE_LAST, now=MATERIALISE_NOW)
 
 
-def _serve(settings: Settings) -> tuple[str, object, threading.Thread]:
-    from api.app import create_app
-    from store.runtime import build_runtime
-
-    port = free_port()
-    holder: dict[str, object] = {}
-
-    def serve() -> None:
-        async def main() -> None:
-            rt = await build_runtime(settings)
-            app = create_app(rt, scheduler=None, maildir=settings.maildir)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-            holder["server"] = server
-            try:
-                await server.serve()
-            finally:
-                await rt.close()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        server = holder.get("server")
-        if server is not None and getattr(server, "started", False):
-            return f"http://127.0.0.1:{port}", server, thread
-        time.sleep(0.05)
-    raise RuntimeError(f"the server of {settings.policy_paths} did not start")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -134,12 +102,10 @@ async def library_server(request: pytest.FixtureRequest, tmp_path_factory: pytes
     await _materialise(runtime)
     seed = read_organisation_file(folder / "organisation.yaml")
     org = Organisation.of(seed.organisation, seed.departments, seed.people)
-    base, server, thread = _serve(settings)
     try:
-        yield LibraryServer(profile=profile, url=base, settings=settings, runtime=runtime, org=org)
+        with serve_app(settings, settings.maildir) as (base, _):
+            yield LibraryServer(profile=profile, url=base, settings=settings, runtime=runtime, org=org)
     finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        thread.join(timeout=10)
         await runtime.close()
         if dropped:
             _drop_postgres(dropped)

@@ -14,14 +14,11 @@ through the API where one exists) or builds it per call (see `World.file_request
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shutil
 import smtplib
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -38,6 +35,7 @@ from policies.due import next_period, period_containing
 from store.obligations import materialise_policy
 from store.runtime import Runtime
 from store.tables import ObligationRow
+from tests.serving import serve_app
 
 PASSWORD = "duly-demo"
 PERSONAS: dict[str, str | None] = {
@@ -164,7 +162,7 @@ async def open_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
             obligation_id, foreign_obligation_id, spare = await _obligations(runtime, REQUESTER_DEPARTMENT)
         finally:
             await runtime.close()
-        with _serve(settings, mail.maildir) as (url, app):
+        with serve_app(settings, mail.maildir) as (url, app):
             world = World(url=url, app=app, maildir=mail.maildir, obligation_id=obligation_id,
                           foreign_obligation_id=foreign_obligation_id, spare_obligations=spare)
             try:
@@ -234,39 +232,3 @@ def _waived(world: World) -> int:
     return obligation_id
 
 
-@contextmanager
-def _serve(settings: Settings, maildir: Path) -> Iterator[tuple[str, FastAPI]]:
-    """The app on a free loopback port, in its own thread and event loop (as tests/conftest.py's live_server)."""
-    from api.app import create_app
-    from store.runtime import build_runtime
-
-    port = free_port()
-    holder: dict[str, object] = {}
-
-    def serve() -> None:
-        import uvicorn
-
-        async def main() -> None:
-            rt = await build_runtime(settings)
-            app = create_app(rt, scheduler=None, maildir=maildir)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-            holder["app"], holder["server"] = app, server
-            try:
-                await server.serve()
-            finally:
-                await rt.close()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not getattr(holder.get("server"), "started", False):
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", holder["app"]  # type: ignore[misc]
-    finally:
-        holder["server"].should_exit = True  # type: ignore[attr-defined]
-        thread.join(timeout=10)
