@@ -200,6 +200,10 @@ class ObligationRow(SQLModel, table=True):
     submitted_at: datetime | None = _instant(nullable=True)
     waived_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _instant()
+    event_at: datetime | None = _instant(nullable=True)
+    """Event-relative obligations (`trigger:`): when the event happened; the period is the event."""
+    event_ref: str | None = Field(default=None, max_length=200)
+    """The reporter's reference of the event (case number, transfer id); unique per obligation and owner."""
 
 
 class SubmissionRow(SQLModel, table=True):
@@ -293,6 +297,30 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _instant()
     sent_at: datetime | None = _instant(nullable=True)
+
+
+class ScheduleMarkRow(SQLModel, table=True):
+    """When a scheduled job last started and finished (embedded mode): a restart runs a job it missed
+    once, however many of its times passed while the process was down."""
+
+    __tablename__ = "schedule_mark"
+    job: str = Field(primary_key=True, max_length=60)
+    last_started_at: datetime = _instant()
+    last_finished_at: datetime | None = _instant(nullable=True)
+    last_outcome: str = Field(default="running", max_length=20)  # running | completed | failed
+
+
+class AuditCheckpointRow(SQLModel, table=True):
+    """A verification of the audit chain (housekeeping, daily): how far it reached, and the head it saw."""
+
+    __tablename__ = "audit_checkpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _instant(index=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+    events: int = 0
+    ok: bool = True
+    problem: str | None = Field(default=None, max_length=1000)
 
 
 # --- accounts, idempotency, uploaded calendars ---------------------------------------------------------
