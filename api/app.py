@@ -23,8 +23,9 @@ from api import (
     submissions,
 )
 from api.errors import install_error_handlers
+from config import clock
 from config.settings import SchedulerGroup
-from flows.schedule import build_scheduler
+from flows.schedule import FlowScheduler
 from store.runtime import Runtime
 
 
@@ -34,13 +35,13 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scheduler is not None and scheduler.enabled:
-            app.state.scheduler = build_scheduler(scheduler, timezone=runtime.timezone)
-            app.state.scheduler.start()  # needs the running loop, hence here
+            app.state.scheduler = FlowScheduler(runtime, scheduler)
+            await app.state.scheduler.start(now=clock.now())  # needs the running loop, hence here
         try:
             yield
         finally:
             if app.state.scheduler is not None:
-                app.state.scheduler.shutdown(wait=False)
+                app.state.scheduler.shutdown()
 
     app = FastAPI(title="duly", version="0.1.0", lifespan=lifespan,
                   description="Approvals and reporting deadlines from written regulations.")

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -37,8 +37,22 @@ class SchedulerGroup(BaseModel):
     enabled: bool = True
     sweep_seconds: int = Field(default=60, ge=5, le=3600)
     deliver_seconds: int = Field(default=30, ge=1, le=3600)
-    materialise_cron_hour: int = Field(default=1, ge=0, le=23)
+    materialise_cron: str = Field(default="0 1 * * *", description="crontab, in the settings' time zone")
     materialise_months_ahead: int = Field(default=2, ge=0, le=24)
+    digest_cron: str = Field(default="30 8 * * *", description="daily digests (sent on working days only)")
+    report_cron: str = Field(default="0 9 * * mon", description="managers' escalation reports")
+    housekeeping_cron: str = Field(default="30 3 * * *", description="purges and the audit chain check")
+
+    @field_validator("materialise_cron", "digest_cron", "report_cron", "housekeeping_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f'expected a crontab of 5 fields like "30 8 * * mon-fri", got "{value}": {exc}') from None
+        return value
 
 
 class PrefectGroup(BaseModel):
