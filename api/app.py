@@ -15,6 +15,7 @@ from api import (
     attachments,
     audit,
     delegations,
+    events,
     idempotency,
     misc,
     obligations,
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(requests.router)
     app.include_router(delegations.router)
     app.include_router(obligations.router)
+    app.include_router(events.router)
     app.include_router(attachments.router)
     app.include_router(submissions.router)
     app.include_router(misc.router)

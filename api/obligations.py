@@ -83,7 +83,8 @@ def item(row: ObligationRow, tz: str) -> ObligationItem:
                           owner_department=row.owner_department, period=row.period_key,
                           due_at=pendulum.instance(row.due_at).in_timezone(tz), shift=row.shift,
                           provisional=row.provisional, state=row.state, late=row.late or row.state == "late",
-                          submitted_at=to_local(row.submitted_at, tz), waived_reason=row.waived_reason)
+                          submitted_at=to_local(row.submitted_at, tz), waived_reason=row.waived_reason,
+                          event_ref=row.event_ref, event_at=to_local(row.event_at, tz))
 
 
 @router.get("/obligations/{obligation_id}", response_model=ObligationDetail)

@@ -39,6 +39,8 @@ class ObligationItem(BaseModel):
     late: bool = Field(description="was (or is) past its due time without an accepted submission")
     submitted_at: datetime | None
     waived_reason: str | None
+    event_ref: str | None = Field(default=None, description="event-relative obligations: the event's reference")
+    event_at: datetime | None = Field(default=None, description="event-relative obligations: when it happened")
 
 
 class ObligationPage(BaseModel):

@@ -261,6 +261,10 @@ MATRIX: list[Row] = [
         params=fresh_request(), body=APPROVE),
     row("GET /api/tasks",                                         401, 200, 200, 200, 200),
     row("GET /api/obligations",                                   401, 200, 200, 200, 200),
+    row("GET /api/events",                                        401, 200, 200, 200, 200),
+    # the hospital's policies open no obligation on an event: every signed-in caller learns that (404)
+    row("POST /api/events",                                       401, 404, 404, 404, 404,
+        body={"event": "case_created", "reference": "案-1"}),
     row("GET /api/mail",                                          401, 200, 200, 200, 200),
     row("GET /api/mail/{key}",                                    401, 200, 404, 404, 200, params=requester_mail),
     # requests: the list holds what the caller may see; the timeline is read like the request
