@@ -37,6 +37,7 @@ from api.schemas_admin import (
     RolePublic,
 )
 from config import clock
+from flows.schedule import nudge
 from policies.calendar import SHIPPED_HOLIDAYS
 from store import holiday_years, org_admin
 from store.errors import ForbiddenError, InvalidInputError, NotFoundError
@@ -210,6 +211,8 @@ async def upload(http: Request, response: Response, person: Admin, write: Write,
         answer = write.respond(answer, status_code=response.status_code)
     if result.version_id is not None:
         runtime.registry.publish(result.version_id, result.loaded)  # committed: new requests use it now
+        if not dry_run:
+            nudge(http.app.state.scheduler, "materialise")  # open obligations move to the new version's dates
     return answer
 
 
@@ -276,7 +279,8 @@ async def upload_holiday_year(year: Year, http: Request, response: Response, per
                               write: Write) -> HolidayYearPublic:
     """Upload one year's arrangement (format of config/holidays/2026.yaml), checked like `duly check`;
     it replaces the shipped file of that year and the calendar is rebuilt at once, so new due dates in
-    that year are no longer provisional. Obligations and steps computed before are not recomputed."""
+    that year are no longer provisional. Open obligations get their new due dates at the next
+    materialise-obligations run (started at once in embedded mode); approval steps keep theirs."""
     text = await yaml_text(http)
     runtime = http.app.state.runtime
     async with write() as session:
@@ -288,4 +292,5 @@ async def upload_holiday_year(year: Year, http: Request, response: Response, per
         answer = write.respond(HolidayYearPublic(**_year_summary(known), text=known.text),  # type: ignore[arg-type]
                                status_code=response.status_code)
     runtime.calendar = calendar  # committed: due dates computed from now on use it
+    nudge(http.app.state.scheduler, "materialise")
     return answer

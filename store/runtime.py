@@ -56,6 +56,15 @@ class Runtime:
         HTTP filings and decisions 20-40 % slower under 16 clients, so reads share the engine.)"""
         return self.sessions()
 
+    async def refresh(self) -> None:
+        """Read the calendar and the current policy versions again from the database: an upload taken by
+        another process (an API replica) is seen here from now on."""
+        if self.settings is None:
+            return
+        async with self.read_sessions() as session:
+            self.calendar = await load_calendar(session, self.settings.holidays_dir)
+            await self.registry.load_current(session)
+
     async def close(self) -> None:
         await self.engine.dispose()
 
