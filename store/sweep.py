@@ -29,6 +29,7 @@ from policies.routing import Context, resolve_people
 from store.approval_mail import notify_assigned
 from store.approvals import apply_decision, assign, request_state
 from store.audit import append_audit
+from store.faults import fault_point
 from store.notices import obligation_context, request_context, step_context
 from store.organisation import load_organisation, people_by_id
 from store.outbox import queue_message
@@ -55,6 +56,7 @@ async def fire_thresholds(session: AsyncSession, runtime: Runtime, thresholds: S
         else:
             outcome = await _fire_obligation(session, runtime, org, threshold, now)
         counts[outcome] += 1
+        fault_point("sweep.after_threshold")  # a crash here must leave the whole batch unapplied
     return counts
 
 
