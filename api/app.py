@@ -20,6 +20,7 @@ from api import (
     misc,
     obligations,
     pages,
+    points,
     requests,
     submissions,
 )
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(delegations.router)
     app.include_router(obligations.router)
     app.include_router(events.router)
+    app.include_router(points.router)
     app.include_router(attachments.router)
     app.include_router(submissions.router)
     app.include_router(misc.router)

@@ -171,8 +171,10 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
     if threshold.action == "mark_late":
         obligation.state, obligation.late = "late", True
         session.add(obligation)
+        # with a points rule, a report missing at its due time costs `missing` points until it is handed in
+        penalty = {"points": policy.points.missing} if policy.points is not None else {}
         await append_audit(session, at=now, actor_id=None, action="obligation.late", subject_type="obligation",
-                           subject_id=obligation.id or 0, data={"due_at": obligation.due_at.isoformat()})
+                           subject_id=obligation.id or 0, data={"due_at": obligation.due_at.isoformat(), **penalty})
         return "fired"
     if threshold.action == "remind":
         dept = org.departments.get(obligation.owner_department)

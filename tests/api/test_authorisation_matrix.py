@@ -262,6 +262,7 @@ MATRIX: list[Row] = [
     row("GET /api/tasks",                                         401, 200, 200, 200, 200),
     row("GET /api/obligations",                                   401, 200, 200, 200, 200),
     row("GET /api/events",                                        401, 200, 200, 200, 200),
+    row("GET /api/points",                                        401, 200, 200, 200, 200),
     # the hospital's policies open no obligation on an event: every signed-in caller learns that (404)
     row("POST /api/events",                                       401, 404, 404, 404, 404,
         body={"event": "case_created", "reference": "案-1"}),
