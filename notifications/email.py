@@ -43,7 +43,7 @@ __all__ = [
 
 EVENTS: frozenset[str] = frozenset(
     {"step_assigned", "request_decided", "step_escalated", "obligation_reminder", "obligation_overdue",
-     "submission_reviewed", "request_returned", "request_withdrawn"}
+     "submission_reviewed", "request_returned", "request_withdrawn", "digest", "escalation_report", "audit_broken"}
 )
 
 # Accepted spellings → the code used in template file names.

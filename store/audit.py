@@ -119,7 +119,7 @@ async def export_head(session: AsyncSession) -> dict[str, Any]:
 
 
 async def verify_chain(session: AsyncSession, progress: Callable[[int], None] | None = None, *,
-                       every: int = 100_000, batch: int = 2_000) -> ChainReport:
+                       every: int = 100_000, batch: int = 2_000, after: tuple[int, str] = (0, GENESIS)) -> ChainReport:
     """Recompute the chain from the first event and report the first place where it breaks.
 
     Each event must follow the previous one without a gap in `seq`, name the previous event's hash as its
@@ -133,15 +133,19 @@ async def verify_chain(session: AsyncSession, progress: Callable[[int], None] | 
     comparing with a head exported earlier (`duly audit head`, `duly audit verify --expect-head`).
 
     The head is read first and only events up to it are checked, so events committed meanwhile are not
-    mistaken for tampering."""
+    mistaken for tampering.
+
+    `after` (seq, hash) starts past an event verified earlier (a checkpoint the caller has checked still
+    holds): the next event must name that hash as its prev_hash, and `events` counts only the events checked."""
     head = await read_head(session)
     head_seq, head_hash = head.seq, head.hash
     columns = (AuditEventRow.seq, AuditEventRow.at, AuditEventRow.actor_id, AuditEventRow.action,
                AuditEventRow.subject_type, AuditEventRow.subject_id, AuditEventRow.data, AuditEventRow.prev_hash,
                AuditEventRow.hash)
-    query = (select(*columns).where(AuditEventRow.seq <= head_seq)  # type: ignore[operator]
+    start_seq, start_hash = after
+    query = (select(*columns).where(AuditEventRow.seq > start_seq, AuditEventRow.seq <= head_seq)  # type: ignore[operator]
              .order_by(AuditEventRow.seq).execution_options(yield_per=batch))  # type: ignore[arg-type]
-    prev, expected, checked = GENESIS, 1, 0
+    prev, expected, checked = start_hash, start_seq + 1, 0
     last: Any = None
 
     def report(broken: ChainBreak | None) -> ChainReport:
@@ -158,7 +162,7 @@ async def verify_chain(session: AsyncSession, progress: Callable[[int], None] | 
                 progress(checked)
     finally:
         await result.close()
-    last_seq = last.seq if last is not None else 0
+    last_seq = last.seq if last is not None else start_seq
     if last_seq < head_seq:
         missing = f"{last_seq + 1}" if last_seq + 1 == head_seq else f"{last_seq + 1}..{head_seq}"
         return report(ChainBreak(
