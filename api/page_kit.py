@@ -49,7 +49,8 @@ SHIFTS = {"none": "不调整", "next_working_day": "顺延至下一工作日", "
 DONE = {"approve": "已批准。", "reject": "已驳回，理由已记录。", "send_back": "已退回。", "transfer": "已转交。",
         "add_approver": "已加签。", "comment": "评论已发表。", "withdraw": "申请已撤回。", "resubmit": "已重新提交。",
         "submitted": "报送已提交。", "under_review": "报送已提交，正在审核。", "late": "已标记为逾期。",
-        "waived": "已豁免本期报送。"}
+        "waived": "已豁免本期报送。", "event_reported": "事件已上报，报送事项已生成。",
+        "event_known": "该编号的事件此前已上报，这是当时生成的报送事项。"}
 WEEKDAYS = "一二三四五六日"
 # No scripts at all; inline styles only. The pages show personal data, so no shared caches either.
 HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "

@@ -236,12 +236,25 @@ def _line(event: AuditEventRow, names: Any, tz: str) -> Line:
         "obligation.escalate": (f"督办：逾期未报，通知 {names.all(data.get('to') or [])}", "warn"),
         "submission.submitted": (f"提交{kind}" + ("，送审" if data.get("state") == "under_review" else "")
                                  + (f"（说明：{data['note']}）" if data.get("note") else ""), "ok"),
+        "obligation.opened": (f"上报事件（编号 {data.get('reference', '')}，发生于 "
+                              f"{_local_text(data.get('occurred_at'), tz)}），生成本报送事项", ""),
+        "obligation.rescheduled": (f"报送时限调整：{_local_text((data.get('from') or {}).get('due_at'), tz)} → "
+                                   f"{_local_text((data.get('to') or {}).get('due_at'), tz)}（"
+                                   + ("制度新版本" if data.get("because") == "policy" else "节假日安排变更") + "）",
+                                   "warn"),
         "submission.accepted": ("审核通过，报送已接收", "ok"),
         "submission.returned": ("审核未通过，报送被退回", "bad"),
     }
     text, tone = texts.get(event.action, (event.action, ""))
     return Line(at=to_local(event.at, tz), actor_name=names(event.actor_id) if event.actor_id else "系统",  # type: ignore[arg-type]
                 text=text, tone=tone)
+
+
+def _local_text(iso: str | None, tz: str) -> str:
+    if not iso:
+        return "?"
+    local = pendulum.parse(iso).in_timezone(tz)  # type: ignore[union-attr]
+    return f"{local.month}月{local.day}日 {local.format('HH:mm')}"
 
 
 # --- the calendar ---------------------------------------------------------------------------------------
@@ -304,7 +317,8 @@ async def obligation_views(session: AsyncSession, runtime: Runtime, rows: list[O
     for version_id in {r.policy_version_id for r in rows}:
         policy_titles[version_id] = (await runtime.registry.version(session, version_id)).policy.title
     return [ObligationView(
-        id=r.id or 0, title=r.title, policy_title=policy_titles[r.policy_version_id], period=r.period_key,
+        id=r.id or 0, title=r.title, policy_title=policy_titles[r.policy_version_id],
+        period=f"事件 {r.event_ref}" if r.event_ref else r.period_key,
         department=departments.get(r.owner_department, r.owner_department), due_at=to_local(r.due_at, tz),  # type: ignore[arg-type]
         nominal_date=date.fromisoformat(r.nominal_date), shift=r.shift,
         state="late" if r.state == "open" and r.due_at < now else r.state, provisional=r.provisional,

@@ -7,14 +7,15 @@ act through plain forms that post to page routes, which call the same store func
 
 - api/page_kit.py: templates, words, headers, rendering, the forms' CSRF door;
 - api/page_requests.py: /requests/{id} (+ /act), /inbox (+ /inbox/approve);
-- api/page_obligations.py: /obligations/{id} (+ /submit, /late, /waive), /calendar.
+- api/page_obligations.py: /obligations/{id} (+ /submit, /late, /waive), /calendar;
+- api/page_events.py: /events (上报事件: an event opens its obligations).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api import page_obligations, page_requests
+from api import page_events, page_obligations, page_requests
 from api.page_kit import HEADERS, templates
 
 __all__ = ["HEADERS", "router", "templates"]
@@ -22,3 +23,4 @@ __all__ = ["HEADERS", "router", "templates"]
 router = APIRouter(include_in_schema=False)
 router.include_router(page_requests.router)
 router.include_router(page_obligations.router)
+router.include_router(page_events.router)

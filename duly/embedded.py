@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -12,8 +13,18 @@ from duly.bootstrap import DEMO_PASSWORD, prepare
 from duly.prefect_server import PrefectServerError, start_prefect_server, stop
 
 
+def _log_to_console() -> None:
+    """duly's own messages (the schedule's) on the console beside uvicorn's; Prefect logs its runs itself."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger = logging.getLogger("duly")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def run_embedded() -> None:
     settings = Settings()
+    _log_to_console()
     print(f"duly: data directory {settings.data_dir.resolve()}", flush=True)
     prefect_process = None
     if settings.prefect.mode == "embedded":

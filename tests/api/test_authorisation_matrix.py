@@ -342,6 +342,10 @@ MATRIX: list[Row] = [
     # as by the API)
     row("GET /inbox",                                             303, 200, 200, 200, 200),
     row("GET /calendar",                                          303, 200, 200, 200, 200),
+    row("GET /events",                                            303, 200, 200, 200, 200),
+    # the hospital's policies open nothing on an event: the page says so (422) to whoever signed in
+    row("POST /events",                                           303, 422, 422, 422, 422,
+        form={"event": "case_created", "reference": "案-1", "occurred_at": "2026-11-20T10:00"}),
     row("GET /requests/{request_id}",                             303, 200, 200, 404, 200, params=pending_request),
     row("GET /obligations/{obligation_id}",                       303, 200, 404, 404, 200, params=own_obligation),
     # the pages' forms answer as the API does, in HTML: done → 303 back to the page; refused → the page with
