@@ -221,6 +221,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     sys.path.insert(0, str(ROOT))
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="duly-bench-flows-") as tmp:
         embedded(n, Path(tmp))
         scaled(n, k, Path(tmp))

@@ -9,6 +9,7 @@ replicas starting together do not race on the schema.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from sqlalchemy.exc import DBAPIError
@@ -48,6 +49,8 @@ async def serve(settings: Settings, *, prepare_first: bool) -> None:
 
 
 def run_replica(settings: Settings, *, prepare_first: bool, prepare_only: bool = False) -> None:
+    if settings.prefect.api_url:  # for nudges (flows.deployments.nudge_deployment); prefect reads it at import
+        os.environ["PREFECT_API_URL"] = settings.prefect.api_url
     if prepare_only:
         async def _prepare() -> None:
             runtime = await prepare(settings, now=clock.now())
