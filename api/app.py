@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,8 +31,11 @@ from flows.schedule import FlowScheduler
 from store.runtime import Runtime
 
 
-def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, maildir: Path | None = None) -> FastAPI:
-    """`scheduler` given and enabled: this process runs the flows on their schedules (embedded mode)."""
+def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, maildir: Path | None = None,
+               on_shutdown: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+    """`scheduler` given and enabled: this process runs the flows on their schedules (embedded mode).
+    `on_shutdown` runs last when the server stops (closing what the entry point opened: it must run before
+    uvicorn hands a captured Ctrl-C back to the event loop, which cancels whatever is still awaited)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,7 +46,9 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
             yield
         finally:
             if app.state.scheduler is not None:
-                app.state.scheduler.shutdown()
+                await app.state.scheduler.shutdown()
+            if on_shutdown is not None:
+                await on_shutdown()
 
     app = FastAPI(title="duly", version="0.1.0", lifespan=lifespan,
                   description="Approvals and reporting deadlines from written regulations.")

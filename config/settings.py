@@ -56,11 +56,24 @@ class SchedulerGroup(BaseModel):
 
 
 class PrefectGroup(BaseModel):
-    """The Prefect server that records flow runs. `embedded` starts one as a child of `duly run`."""
+    """The Prefect server that records flow runs. `embedded` starts one as a child of `duly run`.
+
+    Scaled mode (`external`): `duly deploy` registers the flows as deployments `<flow>/<deployment_name>`
+    on the server at `api_url`, served by the process work pool `work_pool`, whose workers (`duly worker`)
+    find the code in `code_dir`."""
 
     mode: Literal["embedded", "external"] = "embedded"
-    api_url: str | None = Field(default=None, description="external mode: the server's /api URL")
+    api_url: str | None = Field(default=None, description="external mode: the server's /api URL "
+                                                          "(default: PREFECT_API_URL)")
     port: int = Field(default=4200, ge=1, le=65535)
+    work_pool: str = Field(default="duly", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$",
+                           description="the process work pool that `duly deploy` uses and `duly worker` serves")
+    deployment_name: str = Field(default="duly", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$",
+                                 description="every deployment is `<flow>/<deployment_name>`; another name "
+                                             "lets a second installation share the Prefect server")
+    code_dir: Path | None = Field(default=None, description="where workers find the project (flows/...); "
+                                                            "default: this installation's folder. Every worker "
+                                                            "machine needs the code at this path")
 
 
 class SessionGroup(BaseModel):

@@ -56,6 +56,78 @@ def run() -> None:
 
 
 @app.command()
+def serve(prepare: Annotated[bool, typer.Option(
+              "--prepare", help="first migrate the database, store new policy versions and seed the organisation "
+                                "(once per release, on one replica)")] = False,
+          prepare_only: Annotated[bool, typer.Option("--prepare-only", help="prepare the database, then exit")] = False,
+          host: Annotated[str | None, typer.Option(help="listen address (default: DULY_HOST)")] = None,
+          port: Annotated[int | None, typer.Option(help="listen port (default: DULY_PORT)")] = None) -> None:
+    """Scaled mode: serve one API replica (web API and pages) with no scheduler, Prefect server or mail
+    catcher; run as many as needed behind a load balancer."""
+    from config.settings import Settings
+    from duly.serve import run_replica
+
+    settings = Settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    run_replica(settings, prepare_first=prepare, prepare_only=prepare_only)
+
+
+@app.command()
+def deploy(only: Annotated[list[str] | None, typer.Option(
+               "--only", help="deploy only these (repeat): sweep, deliver, materialise, digest, escalation-report, "
+                              "housekeeping")] = None,
+           sweep_seconds: Annotated[float | None, typer.Option(
+               min=1, help="run the sweep every N seconds instead of every minute (tests, demos)")] = None) -> None:
+    """Scaled mode: register the flows as deployments with their schedules on the Prefect server
+    (DULY_PREFECT__API_URL or PREFECT_API_URL), on the process work pool DULY_PREFECT__WORK_POOL (created
+    if missing). Prints one line per deployment; exits 1 if one could not be registered."""
+    import asyncio
+
+    from config.settings import Settings
+    from duly.deploy import PrefectNotReachableError, deploy, prefect_api_url, report_lines
+    from flows.deployments import select
+
+    settings = Settings()
+    try:
+        specs = select(only, sweep_seconds=sweep_seconds, schedule=settings.scheduler)
+        url = prefect_api_url(settings)
+    except (ValueError, PrefectNotReachableError) as exc:
+        typer.echo(f"duly deploy: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Prefect server {url}, work pool {settings.prefect.work_pool!r}, time zone {settings.timezone}")
+    try:
+        notes, outcomes = asyncio.run(deploy(settings, specs))
+    except Exception as exc:  # the server refused or went away: say what, not a traceback
+        typer.echo(f"duly deploy: error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    lines, ok = report_lines(outcomes, asked=set(only or ()))
+    for line in [*notes, *lines]:
+        typer.echo(line)
+    if not ok:
+        typer.echo("duly deploy: error: not every deployment was registered (see FAILED above): fix the flow file, "
+                   "or leave it out with --only", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker(name: Annotated[str | None, typer.Option(help="worker name shown in Prefect (default: generated)")] = None,
+           limit: Annotated[int | None, typer.Option(min=1, help="most flow runs at once on this worker")] = None
+           ) -> None:
+    """Scaled mode: run flows from the process work pool on this machine (a Prefect worker). Needs the Prefect
+    server (DULY_PREFECT__API_URL) and the application's DULY_* settings (DULY_DATABASE_URL, DULY_SMTP__*,
+    DULY_BASE_URL) in the environment: each flow run reads them. Ctrl-C or SIGTERM stops it."""
+    from config.settings import Settings
+    from duly.deploy import PrefectNotReachableError
+    from duly.worker import WorkerConfigError, run_worker
+
+    try:
+        run_worker(Settings(), name=name, limit=limit)
+    except (PrefectNotReachableError, WorkerConfigError) as exc:
+        typer.echo(f"duly worker: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def impact(paths: Annotated[list[Path], typer.Argument(help="policy files or folders about to be loaded")],
            database: Annotated[str | None, typer.Option(help="database URL (default: DULY_DATABASE_URL)")] = None
            ) -> None:

@@ -43,8 +43,19 @@ def run_embedded() -> None:
         pass
     finally:
         if prefect_process is not None:
+            _drain_prefect_clients()
             stop(prefect_process)
         print("duly: stopped", flush=True)
+
+
+def _drain_prefect_clients(timeout: float = 10.0) -> None:
+    """Send the flow runs' last logs and events to the Prefect server while it still runs: stopped first,
+    Prefect's client threads would retry against it and keep the process from exiting."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout)
 
 
 async def _serve(settings: Settings) -> None:
@@ -72,16 +83,17 @@ async def _serve(settings: Settings) -> None:
         local = clock.now().in_timezone(settings.timezone)
         await materialise_obligations(since=local.subtract(months=1).date().replace(day=1),
                                       months_ahead=settings.scheduler.materialise_months_ahead)
-    app = create_app(runtime, scheduler=settings.scheduler, maildir=settings.maildir if catcher else None)
-    _banner(settings, catcher.port if catcher else None)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, workers=1,
-                                           log_level="info", lifespan="on"))
-    try:
-        await server.serve()
-    finally:
+    async def close() -> None:
         if catcher is not None:
             catcher.stop()
         await runtime.close()
+
+    app = create_app(runtime, scheduler=settings.scheduler, maildir=settings.maildir if catcher else None,
+                     on_shutdown=close)
+    _banner(settings, catcher.port if catcher else None)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, workers=1,
+                                           log_level="info", lifespan="on"))
+    await server.serve()  # its lifespan's end closes the catcher and the database (`close`)
 
 
 def _banner(settings: Settings, catcher_port: int | None) -> None:

@@ -60,7 +60,8 @@ def start_prefect_server(home: Path, *, port: int, timeout: float = 90.0) -> tup
     env = {**os.environ, "PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_URL": "", "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
     log = (home / "server.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+    # duly.prefect_compat: `prefect server start` with the SQLAlchemy 2.1 fix its scheduler needs
+    process = subprocess.Popen([sys.executable, "-m", "duly.prefect_compat", "server", "start", "--host", "127.0.0.1",
                                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     pid_file.write_text(str(process.pid))

@@ -85,6 +85,7 @@ class FlowScheduler:
         self.scheduler = AsyncIOScheduler(timezone=runtime.timezone, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         self._again: dict[str, asyncio.Event] = {}
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> bool:
@@ -105,22 +106,36 @@ class FlowScheduler:
         self.scheduler.start(paused=paused)
         return caught_up
 
-    def shutdown(self) -> None:
+    async def shutdown(self, *, grace_seconds: float = 10.0) -> None:
+        """Stop scheduling; let runs under way finish for `grace_seconds`, then cancel them (a sweep batch
+        rolls back whole; a cut-off calendar job is made up at the next start)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._running:
+            _, late = await asyncio.wait(self._running, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def run(self, job_id: str) -> None:
         """One run of a job, and again while a nudge arrived during it (the scheduler skips a job that is
         already running, so a nudge then would otherwise wait for the next tick)."""
-        again = self._again.setdefault(job_id, asyncio.Event())
-        while True:
-            again.clear()
-            await self._run_once(self.jobs[job_id])
-            if not again.is_set():
-                return
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            again = self._again.setdefault(job_id, asyncio.Event())
+            while True:
+                again.clear()
+                await self._run_once(self.jobs[job_id])
+                if not again.is_set():
+                    return
+        finally:
+            self._running.discard(task)
 
     async def _run_once(self, job: ScheduledJob) -> None:
-        """Calendar jobs leave their mark (interval jobs run every few seconds and at start anyway)."""
+        """Calendar jobs leave their mark (interval jobs run every few seconds and at start anyway). A run
+        cancelled at shutdown stays marked "running", so the next start makes it up."""
         if job.calendar:
             async with self.runtime.write() as session:
                 await mark_started(session, job.id, now=clock.now())
@@ -131,10 +146,9 @@ class FlowScheduler:
             ok = True
         except Exception:  # a failed run is recorded in Prefect and here; the schedule goes on
             log.exception("flow %s failed", job.id)
-        finally:
-            if job.calendar:
-                async with self.runtime.write() as session:
-                    await mark_finished(session, job.id, now=clock.now(), ok=ok)
+        if job.calendar:
+            async with self.runtime.write() as session:
+                await mark_finished(session, job.id, now=clock.now(), ok=ok)
 
     def nudge(self, job_id: str) -> None:
         """Run a job now (after a decision queued mail) instead of at its next tick."""

@@ -41,6 +41,17 @@ class Running:
         raise AssertionError(f"{text!r} not printed within {timeout} s; output:\n" + "".join(self.lines[-40:]))
 
 
+    def stop(self) -> int:
+        """Ctrl-C, as a person would press it; the exit status."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("duly run did not stop within 60 s of Ctrl-C; output:\n"
+                                 + "".join(self.lines[-40:])) from None
+
+
 @dataclass
 class Install:
     data_dir: Path
@@ -110,8 +121,7 @@ def install(tmp_path: Path) -> Iterator[Install]:
 def test_ctrl_c_stops_the_app_the_prefect_server_and_the_mail_catcher(install):
     running = install.start()
     prefect_pid = install.prefect_pid
-    running.process.send_signal(signal.SIGINT)
-    assert running.process.wait(timeout=60) == 0
+    assert running.stop() == 0
     running.wait_for("duly: stopped", timeout=5)
     assert _gone(prefect_pid, timeout=20), "the Prefect server outlived Ctrl-C"
     for port in (install.env["DULY_PORT"], install.env["DULY_SMTP__PORT"], install.prefect_port):
@@ -148,5 +158,4 @@ def test_after_kill_9_a_restart_resumes_and_makes_up_missed_runs_once(install):
         assert len(install.flow_runs("escalation-report")) == 1  # three missed times, one run
         assert len(install.flow_runs("housekeeping")) == 1
     finally:
-        second.process.send_signal(signal.SIGINT)
-        second.process.wait(timeout=60)
+        second.stop()

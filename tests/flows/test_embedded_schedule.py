@@ -75,7 +75,7 @@ async def test_start_schedules_made_up_jobs_now_and_the_others_at_their_times(ru
         assert next_runs["sweep"] == NOW and next_runs["deliver"] == NOW
         assert next_runs["digest"] == pendulum.datetime(2026, 11, 24, 8, 30, tz=SHANGHAI)
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
         await asyncio.sleep(0)
 
 
