@@ -27,21 +27,25 @@ from api import (
 from api.errors import install_error_handlers
 from config import clock
 from config.settings import SchedulerGroup
-from flows.schedule import FlowScheduler
+from flows.schedule import FlowScheduler, Nudger
 from store.runtime import Runtime
 
 
 def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, maildir: Path | None = None,
-               on_shutdown: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+               on_shutdown: Callable[[], Awaitable[None]] | None = None, nudger: Nudger | None = None) -> FastAPI:
     """`scheduler` given and enabled: this process runs the flows on their schedules (embedded mode).
     `on_shutdown` runs last when the server stops (closing what the entry point opened: it must run before
-    uvicorn hands a captured Ctrl-C back to the event loop, which cancels whatever is still awaited)."""
+    uvicorn hands a captured Ctrl-C back to the event loop, which cancels whatever is still awaited).
+    `nudger`, without a scheduler here: what runs a flow now after a decision (scaled mode: a Prefect
+    deployment run, flows.deployments.DeploymentNudger)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scheduler is not None and scheduler.enabled:
             app.state.scheduler = FlowScheduler(runtime, scheduler)
             await app.state.scheduler.start(now=clock.now())  # needs the running loop, hence here
+        else:
+            app.state.scheduler = nudger  # scaled mode: nudges go to the Prefect server (or nowhere)
         try:
             yield
         finally:

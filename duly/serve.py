@@ -38,7 +38,10 @@ async def serve(settings: Settings, *, prepare_first: bool) -> None:
     runtime = await open_runtime(settings, prepare_first=prepare_first)
     if not runtime.registry.current_ids():
         print("duly serve: warning: no policies in the database; run `duly serve --prepare` once", file=sys.stderr)
-    app = create_app(runtime, scheduler=None, maildir=None)
+    from flows.deployments import DeploymentNudger
+
+    nudger = DeploymentNudger(deployment_name=settings.prefect.deployment_name) if settings.prefect.api_url else None
+    app = create_app(runtime, scheduler=None, maildir=None, nudger=nudger)
     print(f"duly serve: API replica on http://{settings.host}:{settings.port} (no scheduler)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, workers=1,
                                            log_level="info", lifespan="on"))

@@ -7,7 +7,9 @@ settings' time zone (Asia/Shanghai by default). Embedded mode does not use this 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -135,3 +137,32 @@ async def nudge_deployment(name: str, *, deployment_name: str = "duly") -> bool:
         log.warning("could not nudge deployment %s; its schedule will run it", name, exc_info=True)
         return False
     return True
+
+
+class DeploymentNudger:
+    """The API's nudge in scaled mode (`duly serve`): after a decision queued mail, ask the Prefect server
+    for a `deliver` run now instead of at its next tick. At most one nudge per job every `min_gap_seconds`
+    (a burst of decisions asks once; each run is a worker process, which costs seconds), sent in the
+    background: the API never waits on Prefect."""
+
+    def __init__(self, *, deployment_name: str = "duly", min_gap_seconds: float = 10.0) -> None:
+        self.deployment_name, self.min_gap = deployment_name, min_gap_seconds
+        self._last: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self.sent = 0
+        """Nudges sent (not counting those a recent one made unnecessary)."""
+
+    def nudge(self, job_id: str) -> None:
+        key = {"report": "escalation-report"}.get(job_id, job_id)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.min_gap) < self.min_gap:
+            return
+        self._last[key] = now
+        self.sent += 1
+        task = asyncio.get_running_loop().create_task(nudge_deployment(key, deployment_name=self.deployment_name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)

@@ -16,7 +16,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -160,7 +160,15 @@ class FlowScheduler:
             job.modify(next_run_time=clock.now())
 
 
-def nudge(scheduler: FlowScheduler | None, job_id: str = "deliver") -> None:
+class Nudger(Protocol):
+    """What `nudge` talks to: this process's FlowScheduler, or a replica's DeploymentNudger."""
+
+    def nudge(self, job_id: str) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+def nudge(scheduler: Nudger | None, job_id: str = "deliver") -> None:
     """Run a job now if this process runs the schedule (embedded mode); otherwise the next tick does."""
     if scheduler is not None:
         scheduler.nudge(job_id)

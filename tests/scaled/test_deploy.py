@@ -157,3 +157,22 @@ def test_deployments_follow_the_schedule_settings_of_embedded_mode() -> None:
     assert chosen["digest"].cron == "0 8 * * *" and chosen["escalation-report"].cron == "30 8 * * fri"
     assert dict(chosen["materialise"].parameters) == {"months_ahead": 3}
     assert select(["sweep"], schedule=SchedulerGroup())[0].cron == "* * * * *"  # 60 s: on the minute
+
+
+async def test_a_burst_of_decisions_nudges_the_prefect_server_once(prefect_harness) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    from flows.deployments import DeploymentNudger
+
+    settings = Settings(prefect={"mode": "external", "work_pool": "duly-test-pool", "deployment_name": "burst"})
+    await deploy(settings, select(["deliver"]))
+    nudger = DeploymentNudger(deployment_name="burst", min_gap_seconds=60)
+    for _ in range(20):  # twenty decisions within a second
+        nudger.nudge("deliver")
+    await nudger.shutdown()
+    assert nudger.sent == 1
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["burst"])))
+    assert len([r for r in runs if not r.auto_scheduled]) == 1
