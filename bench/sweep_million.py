@@ -51,6 +51,7 @@ from _seed import (  # noqa: E402
     database,
     db_kinds,
     print_table,
+    run_in_child,
     sqlite_instant,
 )
 from sqlalchemy import event, func, select, text  # noqa: E402
@@ -99,6 +100,7 @@ class Figures:
     seed_peak_mb: float = 0.0
     sweep_s: float = 0.0
     sweep_peak_mb: float = 0.0
+    sweep_start_mb: float = 0.0
     fired: int = 0
     skipped: int = 0
     lost: int = 0
@@ -156,70 +158,83 @@ def generate(policy: CalendarPolicy, version_id: int, plans: dict[str, dict[date
             return LATE_PERIOD if n % 9 == 0 else REMIND_PERIOD
         return FUTURE_PERIODS[i % len(FUTURE_PERIODS)]
 
+    # each (obligation, period) is formatted once: the rows differ only in ids and copy numbers
+    rows: dict[tuple[str, date], tuple[tuple[Any, ...], tuple[Any, ...], list[tuple[Any, ...]]]] = {}
+    for key, by_period in plans.items():
+        for start, plan in by_period.items():
+            fired = start == LATE_PERIOD  # remind-1 of a late obligation: the sweep reminded them in October
+            head = (policy.id, version_id, key, titles[key], "performance")
+            tail = (plan.period.start.isoformat(), plan.period.end.isoformat(), instant(plan.due.at),
+                    plan.due.nominal.isoformat(), plan.due.shift, boolean(plan.due.provisional), "open",
+                    boolean(False), created)
+            thresholds_of = [("obligation", t.key, t.action, t.rung, instant(t.fire_at), boolean(t.provisional),
+                              "fired" if fired and t.action == "remind" else "pending",
+                              instant(t.fire_at) if fired and t.action == "remind" else None)
+                             for t in plan.thresholds]
+            rows[key, start] = (head, (plan.period.key,) + tail, thresholds_of)
+
     def obligations() -> Iterator[tuple[Any, ...]]:
         for i in range(scale):
             key = keys[i % len(keys)]
-            plan = plans[key][kind_of(i)]
-            yield (i + 1, policy.id, version_id, key, titles[key], "performance",
-                   f"{plan.period.key}#{i // len(keys):06d}", plan.period.start.isoformat(),
-                   plan.period.end.isoformat(), instant(plan.due.at), plan.due.nominal.isoformat(), plan.due.shift,
-                   boolean(plan.due.provisional), "open", boolean(False), created)
+            head, (period_key, *tail), _ = rows[key, kind_of(i)]
+            yield (i + 1, *head, f"{period_key}#{i // len(keys):06d}", *tail)
 
     def thresholds() -> Iterator[tuple[Any, ...]]:
         tid = 0
         for i in range(scale):
-            start = kind_of(i)
-            plan = plans[keys[i % len(keys)]][start]
-            for t in plan.thresholds:
+            for subject_type, *rest in rows[keys[i % len(keys)], kind_of(i)][2]:
                 tid += 1
-                fired = start == LATE_PERIOD and t.action == "remind"  # the sweep reminded them in October
-                yield (tid, "obligation", i + 1, t.key, t.action, t.rung, instant(t.fire_at), boolean(t.provisional),
-                       "fired" if fired else "pending", instant(t.fire_at) if fired else None)
+                yield (tid, subject_type, i + 1, *rest)
 
     return obligations(), thresholds()
 
 
-async def seed(runtime: Runtime, url: str, kind: str, scale: int) -> tuple[int, int]:
+async def seed(runtime: Runtime, url: str, kind: str, scale: int) -> tuple[int, int, float]:
+    """Bulk-load the obligations and thresholds (in a child process); returns the counts and its peak RSS."""
     [(version_id, loaded)] = [(v, p) for v, p in runtime.registry.calendars() if p.id == POLICY]
     policy = loaded.policy
     assert isinstance(policy, CalendarPolicy)
     plans = period_plans(policy, runtime)
     obligations, thresholds = generate(policy, version_id, plans, scale, sqlite=kind == "sqlite")
     loads = [("obligation", OBLIGATION_COLUMNS, obligations), ("threshold", THRESHOLD_COLUMNS, thresholds)]
+    await runtime.engine.dispose()  # no pooled connection (nor aiosqlite thread) crosses the fork
     if kind == "sqlite":
-        await asyncio.to_thread(bulk_sqlite, url, loads)
+        peak = run_in_child(bulk_sqlite, url, loads)
     else:
         after = ["SELECT setval('obligation_id_seq', (SELECT max(id) FROM obligation))",
                  "SELECT setval('threshold_id_seq', (SELECT max(id) FROM threshold))",
                  "ANALYZE obligation", "ANALYZE threshold"]
-        await asyncio.to_thread(copy_postgres, url, loads, after)
+        peak = run_in_child(copy_postgres, url, loads, after)
     async with runtime.sessions() as session:
         n_obl = (await session.execute(select(func.count()).select_from(ObligationRow))).scalar_one()
         n_thr = (await session.execute(select(func.count()).select_from(ThresholdRow))).scalar_one()
-    return n_obl, n_thr
+    return n_obl, n_thr, peak
 
 
-def _claim_capture(runtime: Runtime) -> dict[str, Any]:
-    """Record the first claim statement as the driver received it (to EXPLAIN exactly that)."""
+async def claim_plan(runtime: Runtime, batch_size: int) -> list[str]:
+    """The plan of claim_due's statement as the driver receives it: one claim is run (and rolled back) to
+    capture it, then EXPLAINed (on PostgreSQL with ANALYZE, also rolled back)."""
     captured: dict[str, Any] = {}
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if "statement" not in captured and statement.lstrip().startswith("SELECT") and "FROM threshold" in statement \
-                and "ORDER BY threshold.fire_at" in statement:
+        if "statement" not in captured and "FROM threshold" in statement and "ORDER BY threshold.fire_at" in statement:
             captured.update(statement=statement, parameters=parameters)
 
     event.listen(runtime.engine.sync_engine, "before_cursor_execute", before)
-    captured["remove"] = lambda: event.remove(runtime.engine.sync_engine, "before_cursor_execute", before)
-    return captured
-
-
-async def explain(runtime: Runtime, statement: str, parameters: Any) -> list[str]:
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await claim_due(session, runtime, now=NOW, limit=batch_size)
+            await session.rollback()
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", before)
     async with runtime.sessions() as session:
         conn = await session.connection()
         if runtime.sqlite:
-            rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)).all()
+            rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + captured["statement"],
+                                               captured["parameters"])).all()
             return [str(r[-1]) for r in rows]
-        rows = (await conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters)).all()
+        rows = (await conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + captured["statement"],
+                                           captured["parameters"])).all()
         await session.rollback()  # EXPLAIN ANALYZE of a FOR UPDATE claim locked rows: let them go
         return [str(r[0]) for r in rows]
 
@@ -276,11 +291,9 @@ async def run_one(kind: str, scale: int, batch_size: int, profile: bool, memory:
     with database(kind) as url, tempfile.TemporaryDirectory(prefix="duly-bench-data-") as tmp:
         runtime = await prepare(bench_settings(url, Path(tmp)), now=SETUP)
         try:
-            memory.reset()
             clock = Stopwatch()
-            figures.obligations, figures.thresholds = await seed(runtime, url, kind, scale)
+            figures.obligations, figures.thresholds, figures.seed_peak_mb = await seed(runtime, url, kind, scale)
             figures.seed_s = clock.seconds
-            figures.seed_peak_mb = memory.peak_mb()
             print(f"[{kind}] seeded {figures.obligations:,} obligations, {figures.thresholds:,} thresholds "
                   f"in {figures.seed_s:.1f} s", flush=True)
 
@@ -288,9 +301,10 @@ async def run_one(kind: str, scale: int, batch_size: int, profile: bool, memory:
             figures.range_count_ms = count_s * 1000
             figures.plans["count of the due range"] = count_plan
 
-            captured = _claim_capture(runtime)
+            figures.plans[f"claim_due (as executed, LIMIT {batch_size})"] = await claim_plan(runtime, batch_size)
             profiler = cProfile.Profile() if profile else None
             memory.reset()
+            figures.sweep_start_mb = memory.peak_mb()
             clock = Stopwatch()
             if profiler:
                 profiler.enable()
@@ -299,9 +313,6 @@ async def run_one(kind: str, scale: int, batch_size: int, profile: bool, memory:
                 profiler.disable()
             figures.sweep_s = clock.seconds
             figures.sweep_peak_mb = memory.peak_mb()
-            captured["remove"]()
-            figures.plans["claim_due (as executed)"] = await explain(runtime, captured["statement"],
-                                                                     captured["parameters"])
             async with runtime.sessions() as session:
                 figures.audit_events = (await session.execute(
                     select(func.count()).select_from(AuditEventRow))).scalar_one()
@@ -351,7 +362,8 @@ def report(all_figures: list[Figures], memory: PeakMemory, batch_size: int) -> N
         row("claim_due share of sweep", lambda f: f"{f.claim_total_s / f.sweep_s:.1%}" if f.sweep_s else "-"),
         row("audit events / outbox rows written", lambda f: f"{f.audit_events:,} / {f.outbox_rows:,}"),
         row("due thresholds left pending", lambda f: f"{f.pending_left:,}"),
-        row("peak memory, seed, MB", lambda f: f"{f.seed_peak_mb:,.0f}"),
+        row("peak memory, seed (its own process), MB", lambda f: f"{f.seed_peak_mb:,.0f}"),
+        row("memory at the sweep's start, MB", lambda f: f"{f.sweep_start_mb:,.0f}"),
         row("peak memory, sweep, MB", lambda f: f"{f.sweep_peak_mb:,.0f}"),
     ]
     print_table(f"sweep over {all_figures[0].scale:,} open obligations, 5 % due "
