@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pendulum
@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.due import Period, periods_between
 from policies.durations import Deadline
-from policies.escalation import ThresholdPlan, obligation_thresholds
+from policies.escalation import obligation_thresholds
 from policies.loader import LoadedPolicy
 from policies.models import CalendarPolicy
 from policies.recurrence import Recurrence
@@ -47,6 +47,11 @@ def _periods_for(recurrence: Recurrence, *, periods: Sequence[Period] | None, wi
     return list(found.values())
 
 
+def _utc(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC)
+
+
 class _Inserts:
     """New obligations and their thresholds, written in chunks with executemany (not one ORM object per row:
     500 departments × 50 reports is some 300,000 obligations and a million thresholds a year). The
@@ -58,9 +63,9 @@ class _Inserts:
     def __init__(self, session: AsyncSession, policy_id: str) -> None:
         self.session = session
         self.policy_id = policy_id
-        self.pending: list[tuple[dict[str, Any], list[ThresholdPlan]]] = []
+        self.pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
 
-    async def add(self, obligation: dict[str, Any], thresholds: list[ThresholdPlan]) -> None:
+    async def add(self, obligation: dict[str, Any], thresholds: list[dict[str, Any]]) -> None:
         self.pending.append((obligation, thresholds))
         if len(self.pending) >= self.CHUNK:
             await self.flush()
@@ -76,11 +81,8 @@ class _Inserts:
                 table.c.policy_id == self.policy_id, table.c.obligation_key.in_({k for k, _, _ in keys}),
                 table.c.owner_department.in_({o for _, o, _ in keys}), table.c.period_key.in_({p for _, _, p in keys})))
         ids = {(key, owner, period): id_ for id_, key, owner, period in found}
-        rows = [dict(subject_type="obligation", subject_id=ids[o["obligation_key"], o["owner_department"],
-                                                              o["period_key"]],
-                     key=plan.key, action=plan.action, rung=plan.rung, fire_at=plan.fire_at,
-                     provisional=plan.provisional, state="pending")
-                for o, plans in self.pending for plan in plans]
+        rows = [{**threshold, "subject_id": ids[o["obligation_key"], o["owner_department"], o["period_key"]]}
+                for o, thresholds in self.pending for threshold in thresholds]
         if rows:
             await self.session.execute(insert(ThresholdRow.__table__), rows)  # type: ignore[attr-defined]
         self.pending.clear()
@@ -115,6 +117,7 @@ async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version
             ObligationRow.policy_id == policy.id, ObligationRow.period_key.in_(keys))))}  # type: ignore[attr-defined]
     departments = set((await session.execute(select(DepartmentRow.code))).scalars())
     batch = _Inserts(session, policy.id)
+    created_at = _utc(now)
     created = skipped = already = 0
     created_periods: set[str] = set()
     unknown: set[str] = set()
@@ -133,15 +136,21 @@ async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version
         if not_due_before is not None and due.at < not_due_before:
             continue
         spec = policy.obligation(obligation_id)
-        # the same for every owner: computed once per obligation and period
-        plans = obligation_thresholds(Deadline(at=due.at, provisional=due.provisional), rules.remind,
-                                      rules.escalate, runtime.calendar, tz=policy.timezone)
+        # the same for every owner: computed once per obligation and period (instants as stdlib UTC datetimes,
+        # which the UTC column type converts much faster than pendulum's)
+        thresholds = [dict(subject_type="obligation", key=plan.key, action=plan.action, rung=plan.rung,
+                           fire_at=_utc(plan.fire_at), provisional=plan.provisional, state="pending")
+                      for plan in obligation_thresholds(Deadline(at=due.at, provisional=due.provisional),
+                                                        rules.remind, rules.escalate, runtime.calendar,
+                                                        tz=policy.timezone)]
+        due_at = _utc(due.at)
         for owner in owners:
             await batch.add(dict(policy_id=policy.id, policy_version_id=version_id, obligation_key=obligation_id,
                                  title=spec.title, owner_department=owner, period_key=period.key,
                                  period_start=period.start.isoformat(), period_end=period.end.isoformat(),
-                                 due_at=due.at, nominal_date=due.nominal.isoformat(), shift=due.shift,
-                                 provisional=due.provisional, state="open", late=False, created_at=now), plans)
+                                 due_at=due_at, nominal_date=due.nominal.isoformat(), shift=due.shift,
+                                 provisional=due.provisional, state="open", late=False, created_at=created_at),
+                            thresholds)
         created += len(owners)
         created_periods.add(period.key)
     await batch.flush()
