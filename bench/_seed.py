@@ -225,6 +225,12 @@ def copy_postgres(url: str, loads: Sequence[tuple[str, Sequence[str], Iterable[S
         conn.commit()
 
 
+def load_note() -> str:
+    """The machine's load average: the figures are wall times, and other processes share the cores."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pendulum  # noqa: E402
-from _seed import PeakMemory, Stopwatch, bench_settings, database, db_kinds, print_table  # noqa: E402
+from _seed import PeakMemory, Stopwatch, bench_settings, database, db_kinds, load_note, print_table  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from duly.bootstrap import prepare  # noqa: E402
@@ -209,9 +209,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the first run, print the top 30")
     args = parser.parse_args()
     memory = PeakMemory()
+    print(f"{args.departments} departments × 50 obligations ({MIX}); {load_note()}", flush=True)
     figures = [asyncio.run(run_one(kind, args.departments, args.profile, memory)) for kind in db_kinds(args.db)]
     bad = [f.db for f in figures if f.again.created]
     report(figures, memory)
+    print(load_note())
     if bad:
         raise SystemExit(f"the re-run created obligations on {', '.join(bad)}: materialising is not idempotent")
 

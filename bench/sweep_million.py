@@ -50,6 +50,7 @@ from _seed import (  # noqa: E402
     copy_postgres,
     database,
     db_kinds,
+    load_note,
     print_table,
     run_in_child,
     sqlite_instant,
@@ -378,12 +379,14 @@ def main() -> None:
     args = parser.parse_args()
     memory = PeakMemory()
     reminders, late = due_layout(args.scale)
+    runs = math.ceil((reminders + 2 * late) / (FLOW_MAX_BATCHES * args.batch_size))
     print(f"scale {args.scale:,}: {reminders:,} reminders + {late:,} late obligations × 2 = "
-          f"{reminders + 2 * late:,} due thresholds; now = {NOW.isoformat()}; "
-          f"expect ~{math.ceil((reminders + 2 * late) / (FLOW_MAX_BATCHES * args.batch_size))} flow runs", flush=True)
+          f"{reminders + 2 * late:,} due thresholds; now = {NOW.isoformat()}; expect ~{runs} flow runs; "
+          f"{load_note()}", flush=True)
     figures = [asyncio.run(run_one(kind, args.scale, args.batch_size, args.profile, memory))
                for kind in db_kinds(args.db)]
     report(figures, memory, args.batch_size)
+    print(load_note())
 
 
 if __name__ == "__main__":
