@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pendulum
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.due import Period, periods_between
@@ -46,6 +47,47 @@ def _periods_for(recurrence: Recurrence, *, periods: Sequence[Period] | None, wi
     return list(found.values())
 
 
+def _utc(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC)
+
+
+class _Inserts:
+    """New obligations and their thresholds, written in chunks with executemany (not one ORM object per row:
+    500 departments × 50 reports is some 300,000 obligations and a million thresholds a year). The
+    obligations' ids are read back by their unique key; their thresholds follow. (Measured on PostgreSQL
+    with psycopg: a multi-row INSERT … RETURNING costs three times executemany plus the read-back.)"""
+
+    CHUNK = 2_000
+
+    def __init__(self, session: AsyncSession, policy_id: str) -> None:
+        self.session = session
+        self.policy_id = policy_id
+        self.pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+
+    async def add(self, obligation: dict[str, Any], thresholds: list[dict[str, Any]]) -> None:
+        self.pending.append((obligation, thresholds))
+        if len(self.pending) >= self.CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        table = ObligationRow.__table__  # type: ignore[attr-defined]
+        await self.session.execute(insert(table), [obligation for obligation, _ in self.pending])
+        keys = {(o["obligation_key"], o["owner_department"], o["period_key"]) for o, _ in self.pending}
+        found = await self.session.execute(
+            select(table.c.id, table.c.obligation_key, table.c.owner_department, table.c.period_key).where(
+                table.c.policy_id == self.policy_id, table.c.obligation_key.in_({k for k, _, _ in keys}),
+                table.c.owner_department.in_({o for _, o, _ in keys}), table.c.period_key.in_({p for _, _, p in keys})))
+        ids = {(key, owner, period): id_ for id_, key, owner, period in found}
+        rows = [{**threshold, "subject_id": ids[o["obligation_key"], o["owner_department"], o["period_key"]]}
+                for o, thresholds in self.pending for threshold in thresholds]
+        if rows:
+            await self.session.execute(insert(ThresholdRow.__table__), rows)  # type: ignore[attr-defined]
+        self.pending.clear()
+
+
 async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version_id: int, loaded: LoadedPolicy,
                              now: datetime, periods: Sequence[Period] | None = None,
                              first: date | None = None, last: date | None = None,
@@ -70,12 +112,14 @@ async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version
         planned.update(((o.obligation.id, o.period.key), o.period)
                        for o in policy.occurrences(runtime.calendar, max(window[0], today), window[1]))
     keys = sorted({p.key for p in planned.values()})
-    existing = {(r.obligation_key, r.owner_department, r.period_key) for r in (await session.execute(
-        select(ObligationRow).where(ObligationRow.policy_id == policy.id,
-                                    ObligationRow.period_key.in_(keys)))).scalars()}  # type: ignore[attr-defined]
+    existing = {tuple(r) for r in (await session.execute(
+        select(ObligationRow.obligation_key, ObligationRow.owner_department, ObligationRow.period_key).where(
+            ObligationRow.policy_id == policy.id, ObligationRow.period_key.in_(keys))))}  # type: ignore[attr-defined]
     departments = set((await session.execute(select(DepartmentRow.code))).scalars())
-    created: list[tuple[ObligationRow, Deadline, str]] = []
-    skipped = already = 0
+    batch = _Inserts(session, policy.id)
+    created_at = _utc(now)
+    created = skipped = already = 0
+    created_periods: set[str] = set()
     unknown: set[str] = set()
     for (obligation_id, _), period in planned.items():
         rules = policy.rules_for(obligation_id)
@@ -92,26 +136,27 @@ async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version
         if not_due_before is not None and due.at < not_due_before:
             continue
         spec = policy.obligation(obligation_id)
+        # the same for every owner: computed once per obligation and period (instants as stdlib UTC datetimes,
+        # which the UTC column type converts much faster than pendulum's)
+        thresholds = [dict(subject_type="obligation", key=plan.key, action=plan.action, rung=plan.rung,
+                           fire_at=_utc(plan.fire_at), provisional=plan.provisional, state="pending")
+                      for plan in obligation_thresholds(Deadline(at=due.at, provisional=due.provisional),
+                                                        rules.remind, rules.escalate, runtime.calendar,
+                                                        tz=policy.timezone)]
+        due_at = _utc(due.at)
         for owner in owners:
-            row = ObligationRow(policy_id=policy.id, policy_version_id=version_id, obligation_key=obligation_id,
-                                title=spec.title, owner_department=owner, period_key=period.key,
-                                period_start=period.start.isoformat(), period_end=period.end.isoformat(),
-                                due_at=due.at, nominal_date=due.nominal.isoformat(), shift=due.shift,
-                                provisional=due.provisional, created_at=now)
-            session.add(row)
-            created.append((row, Deadline(at=due.at, provisional=due.provisional), obligation_id))
-    await session.flush()  # one round trip for every row's id, which the thresholds refer to
-    for row, deadline, obligation_id in created:
-        rules = policy.rules_for(obligation_id)
-        for plan in obligation_thresholds(deadline, rules.remind, rules.escalate, runtime.calendar,
-                                          tz=policy.timezone):
-            session.add(ThresholdRow(subject_type="obligation", subject_id=row.id or 0, key=plan.key,
-                                     action=plan.action, rung=plan.rung, fire_at=plan.fire_at,
-                                     provisional=plan.provisional))
+            await batch.add(dict(policy_id=policy.id, policy_version_id=version_id, obligation_key=obligation_id,
+                                 title=spec.title, owner_department=owner, period_key=period.key,
+                                 period_start=period.start.isoformat(), period_end=period.end.isoformat(),
+                                 due_at=due_at, nominal_date=due.nominal.isoformat(), shift=due.shift,
+                                 provisional=due.provisional, state="open", late=False, created_at=created_at),
+                            thresholds)
+        created += len(owners)
+        created_periods.add(period.key)
+    await batch.flush()
     if created:
         await append_audit(session, at=now, actor_id=None, action="obligations.materialised",
                            subject_type="policy", subject_id=policy.id,
-                           data={"version": version_id, "created": len(created),
-                                 "periods": sorted({row.period_key for row, _, _ in created})})
-    return MaterialiseResult(created=len(created), existing=already, skipped=skipped,
+                           data={"version": version_id, "created": created, "periods": sorted(created_periods)})
+    return MaterialiseResult(created=created, existing=already, skipped=skipped,
                              unknown_owners=tuple(sorted(unknown)))

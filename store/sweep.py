@@ -11,11 +11,15 @@ A threshold moves from `pending` to `fired` (or `skipped` when its item is no lo
 `UPDATE ... WHERE state = 'pending'`; only the transaction whose update matched applies the effects,
 so each threshold fires once even when two sweeps overlap. On PostgreSQL the scan also takes
 `FOR UPDATE SKIP LOCKED`, so concurrent sweeps split the work instead of waiting on each other.
+
+Speed (bench/sweep_million.py): a batch loads its obligations in one query, marks consecutive obligation
+thresholds with one such UPDATE per outcome (`... WHERE id IN (...) AND state = 'pending' RETURNING id`),
+looks up each person and department once, and writes the mail rows together when it commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -34,7 +38,7 @@ from store.notices import obligation_context, request_context, step_context
 from store.organisation import load_organisation, people_by_id
 from store.outbox import queue_message
 from store.runtime import Runtime
-from store.tables import AssignmentRow, DepartmentRow, ObligationRow, RequestRow, StepRow, ThresholdRow
+from store.tables import AssignmentRow, DepartmentRow, ObligationRow, PersonRow, RequestRow, StepRow, ThresholdRow
 
 
 async def claim_due(session: AsyncSession, runtime: Runtime, *, now: datetime, limit: int) -> list[ThresholdRow]:
@@ -50,14 +54,48 @@ async def fire_thresholds(session: AsyncSession, runtime: Runtime, thresholds: S
     """Apply each threshold's effects in the caller's transaction; returns counts by outcome."""
     counts = {"fired": 0, "skipped": 0, "lost": 0}
     org = await load_organisation(session)
-    for threshold in thresholds:
-        if threshold.subject_type == "step":
-            outcome = await _fire_step(session, runtime, org, threshold, now)
-        else:
-            outcome = await _fire_obligation(session, runtime, org, threshold, now)
-        counts[outcome] += 1
-        fault_point("sweep.after_threshold")  # a crash here must leave the whole batch unapplied
+    lookups = _Lookups(session)
+    # the batch's obligations in one query; held here, so `session.get` finds them without another
+    wanted = sorted({t.subject_id for t in thresholds if t.subject_type == "obligation"})
+    held = list((await session.execute(select(ObligationRow).where(
+        ObligationRow.id.in_(wanted)))).scalars()) if wanted else []  # type: ignore[union-attr]
+    position = 0
+    while position < len(thresholds):
+        if thresholds[position].subject_type == "step":
+            counts[await _fire_step(session, runtime, org, thresholds[position], now)] += 1
+            position += 1
+            fault_point("sweep.after_threshold")  # a crash here must leave the whole batch unapplied
+            continue
+        run = []  # consecutive obligation thresholds: none of them changes whether another one fires
+        while position < len(thresholds) and thresholds[position].subject_type != "step":
+            run.append(thresholds[position])
+            position += 1
+        for outcome in await _fire_obligations(session, runtime, org, lookups, run, now):
+            counts[outcome] += 1
+            fault_point("sweep.after_threshold")
+    del held
     return counts
+
+
+class _Lookups:
+    """People and departments of one batch, each read once (the identity map forgets unreferenced rows)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._people: dict[str, PersonRow] = {}
+        self._departments: dict[str, DepartmentRow | None] = {}
+
+    async def people(self, ids: Iterable[str]) -> dict[str, PersonRow]:
+        wanted = set(ids)
+        missing = wanted - self._people.keys()
+        if missing:
+            self._people.update(await people_by_id(self.session, missing))
+        return {i: self._people[i] for i in wanted if i in self._people}
+
+    async def department(self, code: str) -> DepartmentRow | None:
+        if code not in self._departments:
+            self._departments[code] = await self.session.get(DepartmentRow, code)
+        return self._departments[code]
 
 
 async def _mark(session: AsyncSession, threshold: ThresholdRow, state: str, now: datetime) -> bool:
@@ -65,6 +103,22 @@ async def _mark(session: AsyncSession, threshold: ThresholdRow, state: str, now:
         ThresholdRow.id == threshold.id, ThresholdRow.state == "pending")  # type: ignore[arg-type]
         .values(state=state, fired_at=now))
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def _mark_all(session: AsyncSession, states: Sequence[tuple[ThresholdRow, str]], now: datetime) -> set[int]:
+    """`_mark` for many thresholds in one statement per state; returns the ids whose update matched. No
+    autoflush: what the batch has added so far (mail, changed items) does not bear on these rows, and is
+    written together at commit."""
+    won: set[int] = set()
+    for state in ("fired", "skipped"):
+        ids = sorted({t.id for t, s in states if s == state and t.id is not None})
+        if ids:
+            with session.no_autoflush:
+                result = await session.execute(update(ThresholdRow).where(
+                    ThresholdRow.id.in_(ids), ThresholdRow.state == "pending")  # type: ignore[union-attr,arg-type]
+                    .values(state=state, fired_at=now).returning(ThresholdRow.id))
+            won.update(result.scalars())
+    return won
 
 
 async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation, threshold: ThresholdRow,
@@ -154,16 +208,35 @@ async def _notify(session: AsyncSession, runtime: Runtime, request: RequestRow, 
                       recipient=people[person_id], context=context, now=now)
 
 
-async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organisation, threshold: ThresholdRow,
-                           now: datetime) -> str:
-    obligation = await session.get(ObligationRow, threshold.subject_id)
-    is_open = obligation is not None and obligation.state in ("open", "late")
-    if not fires(threshold.action, item_open=is_open, now=now,  # type: ignore[arg-type]
-                 due_at=obligation.due_at if obligation else None):
-        return "skipped" if await _mark(session, threshold, "skipped", now) else "lost"
-    assert obligation is not None
-    if not await _mark(session, threshold, "fired", now):
-        return "lost"
+async def _fire_obligations(session: AsyncSession, runtime: Runtime, org: Organisation, lookups: _Lookups,
+                            run: Sequence[ThresholdRow], now: datetime) -> list[str]:
+    """Obligation thresholds, in order: whether each fires is decided first and all are marked at once
+    (marking one late keeps it open, so no threshold of the run changes whether another one fires)."""
+    decided: list[tuple[ThresholdRow, ObligationRow | None, bool]] = []
+    for threshold in run:
+        obligation = await session.get(ObligationRow, threshold.subject_id)
+        is_open = obligation is not None and obligation.state in ("open", "late")
+        decided.append((threshold, obligation, fires(threshold.action, item_open=is_open, now=now,  # type: ignore[arg-type]
+                                                     due_at=obligation.due_at if obligation else None)))
+    won = await _mark_all(session, [(t, "fired" if firing else "skipped") for t, _, firing in decided], now)
+    outcomes = []
+    for threshold, obligation, firing in decided:
+        if threshold.id not in won:
+            outcomes.append("lost")
+            continue
+        won.discard(threshold.id)  # the same threshold twice in a batch: the second one lost
+        if not firing:
+            outcomes.append("skipped")
+            continue
+        assert obligation is not None
+        await _fire_obligation(session, runtime, org, lookups, threshold, obligation, now)
+        outcomes.append("fired")
+    return outcomes
+
+
+async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organisation, lookups: _Lookups,
+                           threshold: ThresholdRow, obligation: ObligationRow, now: datetime) -> None:
+    """The effects of one obligation threshold that has just been marked fired."""
     policy = (await runtime.registry.version(session, obligation.policy_version_id)).policy
     assert isinstance(policy, CalendarPolicy)
     spec = next(o for o in policy.obligations if o.id == obligation.obligation_key)
@@ -175,7 +248,7 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
         penalty = {"points": policy.points.missing} if policy.points is not None else {}
         await append_audit(session, at=now, actor_id=None, action="obligation.late", subject_type="obligation",
                            subject_id=obligation.id or 0, data={"due_at": obligation.due_at.isoformat(), **penalty})
-        return "fired"
+        return
     if threshold.action == "remind":
         dept = org.departments.get(obligation.owner_department)
         if rules.owner.role:
@@ -192,15 +265,14 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
     await append_audit(session, at=now, actor_id=None, action=f"obligation.{threshold.action}",
                        subject_type="obligation", subject_id=obligation.id or 0,
                        data={"threshold": threshold.key, "to": targets})
-    people = await people_by_id(session, set(targets))
-    department = await session.get(DepartmentRow, obligation.owner_department)
+    people = await lookups.people(targets)
+    department = await lookups.department(obligation.owner_department)
     context = {"obligation": obligation_context(obligation, policy.title, department.name if department else "",
                                                 policy.timezone),
                "link": f"{runtime.public_url}/obligations/{obligation.id}"}
     for person_id in targets:
         queue_message(session, event_key=f"threshold:{threshold.id}", event=event, recipient=people[person_id],
                       context=context, now=now)
-    return "fired"
 
 
 def _targets(rule: PersonRule, org: Organisation, contexts: list[Context], *, exclude: set[str]) -> list[str]:

@@ -235,7 +235,7 @@ class ThresholdRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subject_type", "subject_id", "key"),
         # the sweep's range scan: only unfired rows are in the index
-        Index("ix_threshold_pending", "fire_at", sqlite_where=text("state = 'pending'"),
+        Index("ix_threshold_pending", "fire_at", "id", sqlite_where=text("state = 'pending'"),
               postgresql_where=text("state = 'pending'")),
     )
     id: int | None = Field(default=None, primary_key=True)
