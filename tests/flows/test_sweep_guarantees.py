@@ -113,3 +113,14 @@ async def test_clock_jumps_between_sweeps_fire_each_threshold_once(runtime, pref
     states, audit, outbox = await _fired_state(runtime)
     assert sum(fired) == states["fired"] == total and audit == total
     await _no_mail_twice(runtime)
+
+
+async def test_two_sweeps_in_parallel_over_reports_fire_each_threshold_once(runtime, prefect_harness):
+    """Obligation thresholds take the sweep's batch path (loaded and marked at once per batch)."""
+    await materialise_obligations(now=pendulum.datetime(2026, 10, 20, 10, tz=SHANGHAI), months_ahead=1)
+    after = pendulum.datetime(2026, 12, 31, tz=SHANGHAI)
+    results = await asyncio.gather(sweep(now=after, batch_size=7), sweep(now=after, batch_size=7))
+    states, audit, outbox = await _fired_state(runtime)
+    assert states["pending"] == 0 and sum(r["fired"] for r in results) == states["fired"] == audit
+    assert outbox > 0
+    await _no_mail_twice(runtime)
