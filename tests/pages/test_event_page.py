@@ -11,17 +11,15 @@ import pytest
 
 from config.settings import Settings
 from notifications.catcher import MailCatcher
+from tests.profiles import profile_settings
 
-PROFILE = Path(__file__).parents[2] / "policies" / "library" / "health-supervision"
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, mail: MailCatcher) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, demo=True, policy_paths=[PROFILE],
-                    organisation_file=PROFILE / "organisation.yaml",
-                    smtp={"mode": "smtp", "host": mail.host, "port": mail.port, "security": "none"},
-                    scheduler={"enabled": False}, prefect={"mode": "external"})
+    return profile_settings("health-supervision", database_url, tmp_path / "data",
+                            smtp={"mode": "smtp", "host": mail.host, "port": mail.port, "security": "none"})
 
 
 @sqlite_only

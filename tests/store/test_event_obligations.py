@@ -9,13 +9,12 @@ import pendulum
 import pytest
 from sqlalchemy import func, select
 
-from config.settings import Settings
 from store.audit import first_broken_event
 from store.errors import ForbiddenError, InvalidInputError, NotFoundError
 from store.event_obligations import report_event, triggered_by
 from store.tables import AuditEventRow, ObligationRow, PersonRow, ThresholdRow
+from tests.profiles import profile_settings
 
-PROFILE = Path(__file__).parents[2] / "policies" / "library" / "health-supervision"
 SHANGHAI = "Asia/Shanghai"
 CASE_AT = pendulum.datetime(2026, 6, 10, 16, 0, tz=SHANGHAI)  # a Wednesday
 NOW = pendulum.datetime(2026, 6, 10, 17, 0, tz=SHANGHAI)
@@ -25,9 +24,7 @@ NOW = pendulum.datetime(2026, 6, 10, 17, 0, tz=SHANGHAI)
 async def supervision(database_url: str, tmp_path: Path) -> AsyncIterator[object]:
     from duly.bootstrap import prepare
 
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, demo=True, policy_paths=[PROFILE],
-                        organisation_file=PROFILE / "organisation.yaml", scheduler={"enabled": False},
-                        prefect={"mode": "external"})
+    settings = profile_settings("health-supervision", database_url, tmp_path / "data")
     runtime = await prepare(settings, now=NOW)
     yield runtime
     await runtime.close()

@@ -11,14 +11,13 @@ import pendulum
 import pytest
 from sqlalchemy import select
 
-from config.settings import Settings
 from flows.materialise import materialise_obligations
 from flows.sweep import sweep
 from store.errors import InvalidInputError
 from store.points import half_year, points
 from store.tables import AuditEventRow, ObligationRow
+from tests.profiles import profile_settings
 
-PROFILE = Path(__file__).parents[2] / "policies" / "library" / "health-bureau"
 SHANGHAI = "Asia/Shanghai"
 NOW = pendulum.datetime(2026, 11, 30, 10, tz=SHANGHAI)
 
@@ -28,9 +27,7 @@ async def bureau(database_url: str, tmp_path: Path) -> AsyncIterator[object]:
     from duly.bootstrap import prepare
     from flows import runtime as flow_runtime
 
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, demo=True, policy_paths=[PROFILE],
-                        organisation_file=PROFILE / "organisation.yaml", scheduler={"enabled": False},
-                        prefect={"mode": "external"})
+    settings = profile_settings("health-bureau", database_url, tmp_path / "data")
     runtime = await prepare(settings, now=NOW)
     flow_runtime.use(runtime, flow_runtime.smtp_settings(settings))
     yield runtime
