@@ -218,8 +218,11 @@ def main() -> None:
         run = _in_process if sys.argv[1] == "--in-process" else _through_worker
         print(json.dumps(asyncio.run(run(int(sys.argv[2])))))
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    k = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    args = sys.argv[1:]
+    if any(not a.isdigit() for a in args) or len(args) > 2:
+        raise SystemExit(__doc__)
+    n = int(args[0]) if args else 50
+    k = int(args[1]) if len(args) > 1 else 5
     sys.path.insert(0, str(ROOT))
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="duly-bench-flows-") as tmp:
