@@ -49,7 +49,7 @@ def _stop_orphan(pid_file: Path) -> None:
             time.sleep(0.2)
 
 
-def start_prefect_server(home: Path, *, port: int, timeout: float = 90.0) -> tuple[subprocess.Popen[bytes], str]:
+def start_prefect_server(home: Path, *, port: int, timeout: float = 180.0) -> tuple[subprocess.Popen[bytes], str]:
     """Start `prefect server start` and wait until /api/health answers; return the process and API URL."""
     pid_file = home / "server.pid"
     _stop_orphan(pid_file)

@@ -57,6 +57,7 @@ class Install:
     data_dir: Path
     env: dict[str, str]
     prefect_port: int
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def start(self) -> Running:
         process = subprocess.Popen([str(DULY), "run"], env=self.env, stdout=subprocess.PIPE,
@@ -64,7 +65,8 @@ class Install:
         running = Running(process)
         threading.Thread(target=lambda: running.lines.extend(iter(process.stdout.readline, "")),  # type: ignore[union-attr]
                          daemon=True).start()
-        running.wait_for("duly is running at", timeout=180)
+        self.started.append(process)
+        running.wait_for("duly is running at", timeout=300)  # a fresh Prefect database migrates first
         return running
 
     @property
@@ -111,6 +113,10 @@ def install(tmp_path: Path) -> Iterator[Install]:
                 "PYTHONUNBUFFERED": "1"})
     installed = Install(tmp_path / "data", env, prefect_port)
     yield installed
+    for process in installed.started:  # a failed test must not leave duly running either
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
     pid_file = installed.data_dir / "prefect" / "server.pid"
     if pid_file.exists() and not _gone(installed.prefect_pid, 0):  # a failed test must not leave a server
         with contextlib.suppress(ProcessLookupError):
