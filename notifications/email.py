@@ -33,6 +33,7 @@ __all__ = [
     "EVENTS",
     "LANGUAGES",
     "HeaderInjectionError",
+    "InlineImage",
     "InvalidAddressError",
     "RenderContextError",
     "RenderedMessage",
@@ -78,10 +79,21 @@ class RenderContextError(ValueError):
 
 
 @dataclass(frozen=True)
+class InlineImage:
+    """A picture shown inside the HTML part (`<img src="cid:{cid}">`), e.g. a chart."""
+
+    cid: str  # left@right, unique within the message
+    png: bytes
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class RenderedMessage:
     subject: str
     text: str
     html: str
+    markdown: str = ""  # the short chat-bot form (WeCom/DingTalk/Feishu); "" when the event has none
+    images: tuple[InlineImage, ...] = ()
 
 
 def local_time(value: str | datetime, lang: str = "zh") -> str:
@@ -118,11 +130,14 @@ def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> Re
         subject = env.get_template(f"{event}.{code}.subject.j2").render(values)
         text = env.get_template(f"{event}.{code}.txt.j2").render(values)
         html = env.get_template(f"{event}.{code}.html.j2").render(values)
+        markdown = (env.get_template(f"{event}.{code}.md.j2").render(values)
+                    if (_TEMPLATES / f"{event}.{code}.md.j2").exists() else "")
     except UndefinedError as exc:
         raise RenderContextError(
             f"{event} ({code}): {exc.message}; the context lacks a value the template uses"
         ) from exc
-    return RenderedMessage(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html)
+    return RenderedMessage(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html,
+                           markdown=markdown.strip())
 
 
 def build_email(
@@ -161,6 +176,13 @@ def build_email(
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    if rendered.images:  # multipart/alternative(text, multipart/related(html, images...))
+        html_part = message.get_payload()[1]
+        for image in rendered.images:
+            if not _MSG_ID.fullmatch(image.cid):
+                raise ValueError(f"image cid {image.cid!r} must look like 'left@right'")
+            html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>",
+                                  disposition="inline", filename=f"{image.cid.split('@', 1)[0]}.png")
     return message
 
 
