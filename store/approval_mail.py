@@ -27,7 +27,7 @@ async def notify_assigned(session: AsyncSession, runtime: Runtime, request: Requ
     found = await people_by_id(session, {*people, request.requester_id})
     context = await request_context_of(session, request, policy, found[request.requester_id])
     for person_id in people:
-        queue_message(session, event_key=event_key, event="step_assigned", recipient=found[person_id], now=now,
+        await queue_message(session, event_key=event_key, event="step_assigned", recipient=found[person_id], now=now,
                       context={"request": context, "step": step_context(step, policy.timezone),
                                "link": f"{runtime.public_url}/requests/{request.id}"})
 
@@ -38,7 +38,7 @@ async def notify_requester(session: AsyncSession, runtime: Runtime, request: Req
     """Queue `event` to the requester: the request, who acted (or the system) and why, and `extra`."""
     people = await people_by_id(session, {actor, request.requester_id})
     requester = people[request.requester_id]
-    queue_message(session, event_key=event_key, event=event, recipient=requester, now=now,
+    await queue_message(session, event_key=event_key, event=event, recipient=requester, now=now,
                   context={"request": await request_context_of(session, request, policy, requester),
                            "decider_name": people[actor].name if actor in people else SYSTEM_NAME,
                            "reason": reason, "link": f"{runtime.public_url}/requests/{request.id}", **(extra or {})})

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.tables import OutboxRow, PersonRow
 
 
-def queue_message(session: AsyncSession, *, event_key: str, event: str, recipient: PersonRow,
+async def queue_message(session: AsyncSession, *, event_key: str, event: str, recipient: PersonRow,
                   context: dict[str, Any], now: datetime) -> OutboxRow:
     row = OutboxRow(event_key=f"{event_key}:{recipient.id}", event=event, recipient_id=recipient.id,
                     to_address=recipient.email, lang=recipient.lang, context=context,
@@ -31,5 +31,5 @@ async def queue_once(session: AsyncSession, *, event_key: str, event: str, recip
     key = f"{event_key}:{recipient.id}"
     if (await session.execute(select(OutboxRow.id).where(OutboxRow.event_key == key))).first() is not None:
         return False
-    queue_message(session, event_key=event_key, event=event, recipient=recipient, context=context, now=now)
+    await queue_message(session, event_key=event_key, event=event, recipient=recipient, context=context, now=now)
     return True

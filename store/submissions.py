@@ -200,7 +200,7 @@ async def _notify_submitter(session: AsyncSession, runtime: Runtime, obligation:
     policy, _ = await obligation_rules(session, runtime, obligation)
     if submitter is None or not submitter.active:
         return
-    queue_message(session, event_key=f"submission:{submission.id}:reviewed", event="submission_reviewed",
+    await queue_message(session, event_key=f"submission:{submission.id}:reviewed", event="submission_reviewed",
                   recipient=submitter, now=now,
                   context={"obligation": obligation_context(obligation, policy.title,
                                                             department.name if department else "", policy.timezone),

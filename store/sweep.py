@@ -204,7 +204,7 @@ async def _notify(session: AsyncSession, runtime: Runtime, request: RequestRow, 
                "approver_name": "、".join(people[a].name for a in waiting_on if a in people),
                "link": f"{runtime.public_url}/requests/{request.id}"}
     for person_id in targets:
-        queue_message(session, event_key=f"threshold:{threshold.id}", event="step_escalated",
+        await queue_message(session, event_key=f"threshold:{threshold.id}", event="step_escalated",
                       recipient=people[person_id], context=context, now=now)
 
 
@@ -271,7 +271,7 @@ async def _fire_obligation(session: AsyncSession, runtime: Runtime, org: Organis
                                                 policy.timezone),
                "link": f"{runtime.public_url}/obligations/{obligation.id}"}
     for person_id in targets:
-        queue_message(session, event_key=f"threshold:{threshold.id}", event=event, recipient=people[person_id],
+        await queue_message(session, event_key=f"threshold:{threshold.id}", event=event, recipient=people[person_id],
                       context=context, now=now)
 
 

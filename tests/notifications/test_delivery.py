@@ -40,7 +40,7 @@ def smtp_for(server: Any) -> SmtpSettings:
 async def queue(runtime, people: tuple[str, ...] | list[str], *, now: datetime) -> list[int]:
     """One obligation reminder per person, queued in one transaction as the sweep does."""
     async with runtime.sessions() as session, session.begin():
-        rows = [queue_message(session, event_key=f"test:{uuid4().hex}", event="obligation_reminder",
+        rows = [await queue_message(session, event_key=f"test:{uuid4().hex}", event="obligation_reminder",
                               recipient=await session.get(PersonRow, person_id), context=REMINDER, now=now)
                 for person_id in people]
         await session.flush()
