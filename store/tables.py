@@ -37,6 +37,10 @@ class PersonRow(SQLModel, table=True):
     lang: str = Field(default="zh-CN", max_length=16)
     active: bool = True
     password_hash: str | None = Field(default=None, max_length=200)
+    # immediate: each e-mail as it happens; digest: routine e-mails wait for the daily digest at `digest_at`
+    # (local time, working days); urgent ones (escalated to you, overdue) still go at once
+    notify_mode: str = Field(default="immediate", max_length=10)
+    digest_at: str = Field(default="08:30", max_length=5)  # HH:MM
 
 
 # --- policies -----------------------------------------------------------------------------------------
@@ -282,21 +286,58 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_pending", "next_attempt_at", sqlite_where=text("state = 'pending'"),
               postgresql_where=text("state = 'pending'")),
+        Index("ix_outbox_held", "recipient_id", sqlite_where=text("state = 'held'"),
+              postgresql_where=text("state = 'held'")),
+        Index("ix_outbox_sent", "channel", "sent_at"),  # the per-channel rate limit counts the last minute
     )
     id: int | None = Field(default=None, primary_key=True)
     event_key: str = Field(max_length=200, unique=True)  # one per (event, recipient): never twice
     event: str = Field(max_length=40)
-    channel: str = Field(default="email", max_length=20)
+    channel: str = Field(default="email", max_length=20)  # email | chat
+    hook_id: int | None = Field(default=None, foreign_key="chat_hook.id")  # channel chat: where it goes
     recipient_id: str = Field(foreign_key="person.id", max_length=64)
     to_address: str = Field(max_length=320)
     lang: str = Field(default="zh-CN", max_length=16)
     context: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="pending", max_length=20)  # pending | sent | dead
+    state: str = Field(default="pending", max_length=20)  # pending | sent | dead | held (for a digest) | digested
     attempts: int = 0
     next_attempt_at: datetime = _instant()
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _instant()
     sent_at: datetime | None = _instant(nullable=True)
+
+
+class ChatHookRow(SQLModel, table=True):
+    """A chat-bot webhook (WeCom, DingTalk, Feishu) of a department (its group) or of one person."""
+
+    __tablename__ = "chat_hook"
+    __table_args__ = (Index("ix_chat_hook_owner", "scope", "owner"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=20)  # department | person
+    owner: str = Field(max_length=64)  # department code or person id
+    kind: str = Field(max_length=20)  # wecom | dingtalk | feishu
+    url: str = Field(max_length=500)
+    secret: str | None = Field(default=None, max_length=200)  # the bot's signing secret (DingTalk, Feishu)
+    label: str = Field(default="", max_length=100)
+    events: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: every chat event
+    active: bool = True
+    created_at: datetime = _instant()
+    created_by: str = Field(max_length=64)
+
+
+class NotificationRow(SQLModel, table=True):
+    """The in-app notification list: one row per (event, person), queued with the e-mail; rendered when read,
+    in the reader's language."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_person", "person_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=200, unique=True)
+    event: str = Field(max_length=40)
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    context: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _instant()
+    read_at: datetime | None = _instant(nullable=True)
 
 
 class ScheduleMarkRow(SQLModel, table=True):
