@@ -46,7 +46,18 @@ import httpx
 
 from notifications.smtp import SendOutcome
 
-__all__ = ["ChatHook", "ChatKind", "ChatMessage", "build_request", "send_chat", "send_chat_batch", "validate_hook"]
+__all__ = [
+    "ChatHook",
+    "ChatKind",
+    "ChatMessage",
+    "build_request",
+    "dingtalk_sign",
+    "feishu_sign",
+    "send_chat",
+    "send_chat_batch",
+    "validate_hook",
+    "wecom_content",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -139,42 +150,43 @@ def build_request(hook: ChatHook, message: ChatMessage, *, now: datetime, button
     line unless the markdown already holds the link, cut to 4096 UTF-8 bytes; DingTalk an
     actionCard and Feishu an interactive card, each with a button to the link.
     """
+    millis = _epoch_millis(now)
     if hook.kind == "wecom":
         return hook.url, {"msgtype": "markdown", "markdown": {"content": wecom_content(message)}}
-    millis = _epoch_millis(now)
     if hook.kind == "dingtalk":
-        body = {
-            "msgtype": "actionCard",
-            "actionCard": {
-                "title": message.title,
-                "text": message.markdown or message.title,
-                "singleTitle": button,
-                "singleURL": message.link,
-            },
-        }
-        url = hook.url
-        if hook.secret:
-            separator = "&" if urlsplit(url).query else ("" if url.endswith("?") else "?")
-            url = f"{url}{separator}timestamp={millis}&sign={quote_plus(dingtalk_sign(hook.secret, millis))}"
-        return url, body
-    elements: list[dict[str, Any]] = []
-    if message.markdown:  # without markdown the header already shows the title
-        elements.append({"tag": "markdown", "content": message.markdown})
-    elements.append(
-        {
-            "tag": "action",
-            "actions": [
-                {"tag": "button", "text": {"tag": "plain_text", "content": button}, "url": message.link,
-                 "type": "primary"}
-            ],
-        }
-    )
-    card = {"header": {"title": {"tag": "plain_text", "content": message.title}}, "elements": elements}
-    body = {"msg_type": "interactive", "card": card}
+        return _dingtalk_url(hook, millis), _dingtalk_body(message, button)
+    body = _feishu_body(message, button)
     if hook.secret:
         seconds = millis // 1000
         body = {"timestamp": str(seconds), "sign": feishu_sign(hook.secret, seconds), **body}
     return hook.url, body
+
+
+def _dingtalk_url(hook: ChatHook, millis: int) -> str:
+    if not hook.secret:
+        return hook.url
+    separator = "&" if urlsplit(hook.url).query else ("" if hook.url.endswith("?") else "?")
+    return f"{hook.url}{separator}timestamp={millis}&sign={quote_plus(dingtalk_sign(hook.secret, millis))}"
+
+
+def _dingtalk_body(message: ChatMessage, button: str) -> dict[str, Any]:
+    card = {
+        "title": message.title,
+        "text": message.markdown or message.title,
+        "singleTitle": button,
+        "singleURL": message.link,
+    }
+    return {"msgtype": "actionCard", "actionCard": card}
+
+
+def _feishu_body(message: ChatMessage, button: str) -> dict[str, Any]:
+    link_button = {"tag": "button", "text": {"tag": "plain_text", "content": button}, "url": message.link}
+    elements: list[dict[str, Any]] = []
+    if message.markdown:  # without markdown the header already shows the title
+        elements.append({"tag": "markdown", "content": message.markdown})
+    elements.append({"tag": "action", "actions": [{**link_button, "type": "primary"}]})
+    card = {"header": {"title": {"tag": "plain_text", "content": message.title}}, "elements": elements}
+    return {"msg_type": "interactive", "card": card}
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
