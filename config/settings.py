@@ -29,6 +29,18 @@ class SmtpGroup(BaseModel):
     password: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     sender: str = "duly@localhost"
+    ca_file: Path | None = Field(default=None, description="PEM file of the CA that signed the server's certificate "
+                                                           "(an internal CA); default: the system's trust store")
+
+
+class DeliveryGroup(BaseModel):
+    """How the outbox is drained: retries, dead letters and rate limits (counted across all deliverers)."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100, description="dead-letter a message after this many tries")
+    email_per_minute: int = Field(default=300, ge=0, le=1_000_000, description="0: no limit")
+    chat_per_hook_per_minute: int = Field(default=20, ge=1, le=10_000,
+                                          description="WeCom and DingTalk robots accept 20 a minute")
+    chat_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
 class SchedulerGroup(BaseModel):
@@ -39,7 +51,8 @@ class SchedulerGroup(BaseModel):
     deliver_seconds: int = Field(default=30, ge=1, le=3600)
     materialise_cron: str = Field(default="0 1 * * *", description="crontab, in the settings' time zone")
     materialise_months_ahead: int = Field(default=2, ge=0, le=24)
-    digest_cron: str = Field(default="30 8 * * *", description="daily digests (sent on working days only)")
+    digest_cron: str = Field(default="*/15 * * * *", description="when to look for people whose digest time "
+                                                                  "(person.digest_at) has come; working days only")
     report_cron: str = Field(default="0 9 * * mon", description="managers' escalation reports")
     housekeeping_cron: str = Field(default="30 3 * * *", description="purges and the audit chain check")
 
@@ -132,6 +145,7 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3,
                                       description="largest attachment accepted (bytes)")
     smtp: SmtpGroup = Field(default_factory=SmtpGroup)
+    delivery: DeliveryGroup = Field(default_factory=DeliveryGroup)
     scheduler: SchedulerGroup = Field(default_factory=SchedulerGroup)
     prefect: PrefectGroup = Field(default_factory=PrefectGroup)
     session: SessionGroup = Field(default_factory=SessionGroup)

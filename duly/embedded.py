@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 
 from config import clock
 from config.settings import Settings
@@ -67,7 +68,7 @@ async def _serve(settings: Settings) -> None:
     from notifications.catcher import MailCatcher
 
     runtime = await prepare(settings, now=clock.now())
-    smtp = flow_runtime.smtp_settings(settings)
+    delivery = flow_runtime.delivery_settings(settings)
     catcher = None
     if settings.smtp.mode == "catcher":
         catcher = MailCatcher(settings.maildir, host="127.0.0.1", port=settings.smtp.port)
@@ -76,8 +77,9 @@ async def _serve(settings: Settings) -> None:
         except OSError as exc:
             sys.exit(f"duly: cannot start the mail catcher on port {settings.smtp.port}: {exc}; "
                      "set DULY_SMTP__PORT to a free port")
-        smtp = smtp.model_copy(update={"host": catcher.host, "port": catcher.port, "security": "none"})
-    flow_runtime.use(runtime, smtp)
+        delivery = replace(delivery, smtp=delivery.smtp.model_copy(
+            update={"host": catcher.host, "port": catcher.port, "security": "none"}))
+    flow_runtime.use(runtime, delivery)
     if settings.demo:
         # the demo shows last month's reports too, so a late one (and its escalation) is visible at once
         local = clock.now().in_timezone(settings.timezone)

@@ -17,7 +17,7 @@ async def deliver(now: datetime | None = None, batch_size: int = 100, max_batche
     logger = get_run_logger()
     totals = {"claimed": 0, "sent": 0, "retrying": 0, "dead": 0}
     for _ in range(max_batches):
-        report = await deliver_due(ctx.runtime, ctx.smtp, now=now or clock.now(), batch_size=batch_size)
+        report = await deliver_due(ctx.runtime, ctx.delivery, now=now or clock.now(), batch_size=batch_size)
         for key in totals:
             totals[key] += getattr(report, key)
         if report.claimed < batch_size:

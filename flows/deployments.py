@@ -71,10 +71,10 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
                    description="drain the notification outbox (every 30 s)"),
     DeploymentSpec("materialise", "materialise-obligations", "flows/materialise.py:materialise_obligations",
                    cron="0 1 * * *", description="create the coming periods' reporting obligations (01:00 daily)"),
-    # Every day at 08:30: cron cannot follow China's working days (调休 Saturdays, holiday weekdays), so the
-    # digest flow decides from the working-day calendar whether today is one.
-    DeploymentSpec("digest", "digest", "flows/digest.py:digest", cron="30 8 * * *",
-                   description="each person's digest on working days (08:30)"),
+    # Every quarter of an hour: people choose their digest time; cron cannot follow China's working days (调休
+    # Saturdays, holiday weekdays), so the digest flow decides from the working-day calendar whether today is one.
+    DeploymentSpec("digest", "digest", "flows/digest.py:digest", cron="*/15 * * * *",
+                   description="each person's digest on working days, at their chosen time (default 08:30)"),
     DeploymentSpec("escalation-report", "escalation-report", "flows/report.py:escalation_report",
                    cron="0 9 * * 1", description="escalation report for managers (Monday 09:00)"),
     DeploymentSpec("housekeeping", "housekeeping", "flows/housekeeping.py:housekeeping", cron="30 3 * * *",

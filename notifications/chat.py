@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import functools
 import hashlib
 import hmac
@@ -38,7 +39,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
@@ -320,7 +321,8 @@ def _temporary(detail: str) -> SendOutcome:
 def _epoch_millis(now: datetime) -> int:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware (a signature's timestamp is an absolute instant)")
-    return (now - _EPOCH) // timedelta(milliseconds=1)
+    # timegm, not `now - epoch`: a pendulum instant minus a datetime is an Interval that `//` cannot divide
+    return calendar.timegm(now.utctimetuple()) * 1000 + now.microsecond // 1000
 
 
 def _cut_utf8(text: str, max_bytes: int) -> str:

@@ -126,6 +126,8 @@ def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> Re
         )
     env = _environment(code)
     values = dict(context)
+    if event == "digest":
+        values["held"] = [_held_line(item, lang) for item in context.get("held", ())]
     try:
         subject = env.get_template(f"{event}.{code}.subject.j2").render(values)
         text = env.get_template(f"{event}.{code}.txt.j2").render(values)
@@ -184,6 +186,16 @@ def build_email(
             html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>",
                                   disposition="inline", filename=f"{image.cid.split('@', 1)[0]}.png")
     return message
+
+
+def _held_line(item: Mapping[str, Any], lang: str) -> dict[str, str]:
+    """A notification held for the digest, as the subject line its own e-mail would have had. One that no longer
+    renders (a template changed since) is listed by its event name rather than dropped."""
+    try:
+        subject = render(str(item["event"]), item["context"], lang=lang).subject
+    except (ValueError, KeyError, TypeError):
+        subject = str(item.get("event", ""))
+    return {"subject": subject, "link": str(item.get("link", ""))}
 
 
 def _language_code(lang: str) -> str:

@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Literal
 
 import aiosmtplib
@@ -56,12 +57,22 @@ class SmtpSettings(BaseModel):
     password: SecretStr | None = Field(default=None, description="password for `username`")
     timeout_seconds: float = Field(default=10.0, gt=0, le=600, description="per connect and per command")
     sender: str = Field(default="duly@localhost", min_length=3, description="From address of notifications")
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle that signed the server's certificate "
+                                                           "(starttls/tls); default: the system's trust store")
 
     @model_validator(mode="after")
     def _login_needs_both(self) -> SmtpSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together: set both to log in, or neither")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file {str(self.ca_file)!r} is not a readable file (a PEM bundle of CA certificates)")
         return self
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """Certificates are always verified; `ca_file` adds an internal CA instead of the system's store."""
+        if self.security == "none":
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ async def send_batch(messages: Sequence[EmailMessage], settings: SmtpSettings) -
         timeout=settings.timeout_seconds,
         username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None,
+        tls_context=settings.tls_context(),
     )
     try:
         await client.connect()

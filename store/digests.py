@@ -8,18 +8,24 @@ Three kinds of item, each as the inbox and the calendar show it:
   owning department, or its head without a role: the people the sweep reminds);
 - follow-ups (督办): open steps they were escalated to as watchers.
 
-People with nothing in any of the three get no digest. The data is read in a handful of queries for the whole
+- notifications held for it: people who chose a daily digest (person.notify_mode) get their routine e-mails
+  folded in here ("since your last digest"), and those outbox rows become `digested` in the same transaction.
+
+Each person's digest goes out at their own time (person.digest_at, local, default 08:30): the flow runs often
+and picks the people whose time has come today and who have no digest for today yet (`due_for_digest`).
+People with nothing in any of the four get no digest. The data is read in a handful of queries for the whole
 organisation; the context handed to the templates is JSON-safe (instants as ISO 8601 in the policy's zone).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pendulum
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.calendar import WorkCalendar
@@ -28,7 +34,16 @@ from store.notices import local_iso
 from store.outbox import queue_once
 from store.request_lists import open_tasks
 from store.runtime import Runtime
-from store.tables import AssignmentRow, DelegationRow, DepartmentRow, ObligationRow, PersonRow, RequestRow, StepRow
+from store.tables import (
+    AssignmentRow,
+    DelegationRow,
+    DepartmentRow,
+    ObligationRow,
+    OutboxRow,
+    PersonRow,
+    RequestRow,
+    StepRow,
+)
 
 HORIZON_WORKING_DAYS = 3
 _FAR = pendulum.datetime(9999, 1, 1)
@@ -54,10 +69,23 @@ class Digest:
     tasks: list[TaskItem] = field(default_factory=list)
     obligations: list[ObligationRow] = field(default_factory=list)
     watching: list[WatchItem] = field(default_factory=list)
+    held: list[OutboxRow] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.tasks or self.obligations or self.watching)
+        return not (self.tasks or self.obligations or self.watching or self.held)
+
+
+async def due_for_digest(session: AsyncSession, *, now: datetime, tz: str) -> tuple[set[str], set[str]]:
+    """(people whose digest time has come today, those of them who already have today's digest)."""
+    local = pendulum.instance(now).in_timezone(tz)
+    clock = f"{local:%H:%M}"
+    due = set((await session.execute(select(PersonRow.id).where(
+        PersonRow.active, PersonRow.digest_at <= clock))).scalars())  # type: ignore[arg-type]
+    prefix = f"digest:{local.date().isoformat()}:"
+    done = {key[len(prefix):] for key in (await session.execute(select(OutboxRow.event_key).where(
+        OutboxRow.event_key.startswith(prefix)))).scalars()}  # type: ignore[attr-defined]
+    return due, due & done
 
 
 def horizon_end(now: datetime, *, tz: str, calendar: WorkCalendar, working_days: int = HORIZON_WORKING_DAYS
@@ -69,15 +97,19 @@ def horizon_end(now: datetime, *, tz: str, calendar: WorkCalendar, working_days:
 
 
 async def gather_digests(session: AsyncSession, runtime: Runtime, *, now: datetime,
-                         horizon_working_days: int = HORIZON_WORKING_DAYS) -> list[Digest]:
-    """Every active person's digest that has something in it, ordered by person id."""
+                         horizon_working_days: int = HORIZON_WORKING_DAYS,
+                         only: Collection[str] | None = None) -> list[Digest]:
+    """Every active person's digest (or those in `only`) that has something in it, ordered by person id."""
     people = {p.id: p for p in (await session.execute(select(PersonRow))).scalars()}
-    digests = {pid: Digest(p) for pid, p in people.items() if p.active}
+    digests = {pid: Digest(p) for pid, p in people.items() if p.active and (only is None or pid in only)}
+    if not digests:
+        return []
     await _add_tasks(session, digests, people, now)
     await _add_obligations(session, runtime, digests, people,
                            horizon_end(now, tz=runtime.timezone, calendar=runtime.calendar,
                                        working_days=horizon_working_days))
     await _add_watching(session, digests)
+    await _add_held(session, digests)
     for d in digests.values():
         d.tasks.sort(key=lambda t: (t.step.due_at or _FAR, t.step.id or 0))
         d.obligations.sort(key=lambda o: (o.due_at, o.id or 0))
@@ -143,6 +175,14 @@ async def _add_watching(session: AsyncSession, digests: dict[str, Digest]) -> No
             digests[watcher].watching.append(WatchItem(step, request))
 
 
+async def _add_held(session: AsyncSession, digests: dict[str, Digest]) -> None:
+    rows = (await session.execute(select(OutboxRow).where(OutboxRow.state == "held", OutboxRow.channel == "email")
+                                  .order_by(OutboxRow.id))).scalars()  # type: ignore[arg-type]
+    for row in rows:
+        if row.recipient_id in digests:
+            digests[row.recipient_id].held.append(row)
+
+
 # --- the template context --------------------------------------------------------------------------------
 
 def span(delta: timedelta) -> dict[str, int]:
@@ -176,11 +216,18 @@ def digest_context(digest: Digest, *, day: date, now: datetime, tz: str, public_
                  "link": f"{public_url}/requests/{w.request.id}"} for w in digest.watching]
     upcoming = [at for at in [*(t.step.due_at for t in digest.tasks), *(o.due_at for o in digest.obligations)]
                 if at is not None and at >= now]
-    return {"person_name": digest.person.name, "day": day.isoformat(),
+    held = [_held_item(row) for row in digest.held]
+    return {"person_name": digest.person.name, "day": day.isoformat(), "held": held,
             "tasks": tasks, "tasks_overdue": sum(1 for t in tasks if t["overdue"]),
             "obligations": obligations, "obligations_overdue": sum(1 for o in obligations if o["overdue"]),
             "watching": watching, "next_due": local_iso(min(upcoming), tz) if upcoming else None,
             "link": f"{public_url}/inbox"}
+
+
+def _held_item(row: OutboxRow) -> dict[str, Any]:
+    """A held notification, as its own event and context: notifications.email renders its subject line in the
+    digest's language when the digest itself is rendered."""
+    return {"event": row.event, "context": row.context, "link": row.context.get("link", "")}
 
 
 def _late(due_at: datetime | None, now: datetime) -> bool:
@@ -191,13 +238,19 @@ def _late(due_at: datetime | None, now: datetime) -> bool:
 async def queue_digests(session: AsyncSession, runtime: Runtime, digests: list[Digest], *, day: date,
                         now: datetime) -> int:
     """Queue one `digest` message per person for the local `day` (event key `digest:<day>:<person>`) in the
-    caller's transaction, unless one is already queued; returns how many were queued."""
+    caller's transaction, unless one is already queued; the held notifications it lists become `digested`.
+    Returns how many were queued."""
     people = {p.id: p for p in (await session.execute(select(PersonRow))).scalars()}
     departments = dict((await session.execute(select(DepartmentRow.code, DepartmentRow.name))).all())
     queued = 0
     for digest in digests:
         context = digest_context(digest, day=day, now=now, tz=runtime.timezone, public_url=runtime.public_url,
                                  people=people, departments=departments)
-        queued += await queue_once(session, event_key=f"digest:{day.isoformat()}", event="digest",
-                                   recipient=digest.person, context=context, now=now)
+        if await queue_once(session, event_key=f"digest:{day.isoformat()}", event="digest",
+                            recipient=digest.person, context=context, now=now):
+            queued += 1
+            if digest.held:
+                await session.execute(update(OutboxRow).where(
+                    OutboxRow.id.in_([r.id for r in digest.held]), OutboxRow.state == "held")  # type: ignore[union-attr]
+                    .values(state="digested"))
     return queued

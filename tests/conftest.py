@@ -148,7 +148,7 @@ async def runtime(settings: Settings) -> AsyncIterator[object]:
     from flows import runtime as flow_runtime
 
     rt = await prepare(settings, now=clock.now())
-    flow_runtime.use(rt, flow_runtime.smtp_settings(settings))
+    flow_runtime.use(rt, flow_runtime.delivery_settings(settings))
     yield rt
     flow_runtime.clear()
     await rt.close()

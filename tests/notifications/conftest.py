@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import threading
 from collections.abc import Callable, Iterator
@@ -36,12 +37,15 @@ class RecordingHandler:
 
     RCPT for a local part starting "refuse550" gets 550, "later451" gets 451; a message
     with an X-Test-Data-Reply header gets that answer to DATA; `drop_after=n` closes the
-    connection when message n+1 arrives, as a crashing server would.
+    connection when message n+1 arrives, as a crashing server would; `data_delay` seconds pass between
+    storing a message and answering 250, as on a slow relay (a client that gives up meanwhile does not know
+    its message was taken).
     """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.drop_after: int | None = None
+        self.data_delay: float = 0.0
         self._lock = threading.Lock()
 
     async def handle_RCPT(
@@ -65,6 +69,8 @@ class RecordingHandler:
             if REPLY_TO_DATA in message:
                 return str(message[REPLY_TO_DATA])
             self.received.append(Received(tuple(session.peer[:2]), list(envelope.rcpt_tos), message))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         return "250 OK"
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote_plus
 
+import pendulum
 import pytest
 
 from notifications.catcher import free_port
@@ -177,6 +178,13 @@ class TestSignatures:
         assert request.signature_checked and request.signature_problem == ""
         assert request.query["access_token"] == TOKEN
         assert request.query["timestamp"] == str(NOW_MS)  # from `now`, in milliseconds
+
+    def test_a_pendulum_instant_signs_the_same_as_a_datetime(self) -> None:
+        # the flows pass pendulum instants; `pendulum - datetime` is an Interval that once broke the timestamp
+        hook = ChatHook(kind="dingtalk", url="https://oapi.dingtalk.com/robot/send?access_token=t", secret=SECRET)
+        message = ChatMessage(title="t", markdown="m", link="https://duly.example/x")
+        assert build_request(hook, message, now=pendulum.instance(NOW)) == build_request(hook, message, now=NOW)
+        assert f"timestamp={NOW_MS}&" in build_request(hook, message, now=pendulum.instance(NOW))[0]
 
     async def test_dingtalk_wrong_secret_is_refused_and_permanent(self, receiver: ChatReceiver) -> None:
         receiver.require_signature(TOKEN, SECRET)

@@ -19,7 +19,7 @@ import pendulum
 from sqlalchemy import select, update
 
 from notifications.catcher import MailCatcher, free_port, list_caught
-from notifications.delivery import LEASE, DeliveryReport, claim, deliver_due, message_id_for
+from notifications.delivery import LEASE, DeliveryReport, DeliverySettings, claim, deliver_due, message_id_for
 from notifications.email import build_email, render
 from notifications.smtp import SmtpSettings, send_batch
 from store.outbox import queue_message
@@ -58,6 +58,10 @@ async def give_address(runtime, person_id: str, email: str) -> None:
         await session.execute(update(PersonRow).where(PersonRow.id == person_id).values(email=email))
 
 
+async def deliver(runtime, smtp: SmtpSettings, **options: Any) -> DeliveryReport:
+    return await deliver_due(runtime, DeliverySettings(smtp=smtp), **options)
+
+
 def between(value: datetime, low: datetime, high: datetime) -> bool:
     return low <= value <= high
 
@@ -67,7 +71,7 @@ async def test_rows_stay_pending_while_smtp_is_down_and_go_out_once_each_when_it
     smtp = SmtpSettings(host="127.0.0.1", port=port, timeout_seconds=5)
     ids = await queue(runtime, PEOPLE[:3], now=T0)
 
-    assert await deliver_due(runtime, smtp, now=T0) == DeliveryReport(claimed=3, sent=0, retrying=3, dead=0)
+    assert await deliver(runtime, smtp, now=T0) == DeliveryReport(claimed=3, sent=0, retrying=3, dead=0)
     down = await outbox(runtime, ids)
     assert [(r.state, r.attempts) for r in down] == [("pending", 1)] * 3
     assert all("connection refused" in (r.last_error or "") for r in down)
@@ -75,8 +79,8 @@ async def test_rows_stay_pending_while_smtp_is_down_and_go_out_once_each_when_it
 
     back = T0.add(minutes=1)
     with MailCatcher(tmp_path / "inbox", port=port) as catcher:
-        assert await deliver_due(runtime, smtp, now=back) == DeliveryReport(claimed=3, sent=3, retrying=0, dead=0)
-        assert (await deliver_due(runtime, smtp, now=back.add(hours=1))).claimed == 0
+        assert await deliver(runtime, smtp, now=back) == DeliveryReport(claimed=3, sent=3, retrying=0, dead=0)
+        assert (await deliver(runtime, smtp, now=back.add(hours=1))).claimed == 0
     caught = list_caught(catcher.maildir)
     assert sorted(r for m in caught for r in m.recipients) == sorted(f"{p}@hospital.example" for p in PEOPLE[:3])
     assert sorted(m.message_id for m in caught) == sorted(message_id_for(r) for r in down)
@@ -88,12 +92,12 @@ async def test_a_550_answer_dead_letters_the_row_at_once(runtime, smtp_server):
     await give_address(runtime, "liu.yang", "refuse550@hospital.example")
     ids = await queue(runtime, ["liu.yang"], now=T0)
 
-    assert await deliver_due(runtime, smtp_for(smtp_server), now=T0) == DeliveryReport(1, 0, 0, 1)
+    assert await deliver(runtime, smtp_for(smtp_server), now=T0) == DeliveryReport(1, 0, 0, 1)
 
     [row] = await outbox(runtime, ids)
     assert (row.state, row.attempts) == ("dead", 1)
     assert row.last_error == "550 5.1.1 Mailbox unavailable (recipient refuse550@hospital.example)"
-    assert (await deliver_due(runtime, smtp_for(smtp_server), now=T0.add(days=1))).claimed == 0
+    assert (await deliver(runtime, smtp_for(smtp_server), now=T0.add(days=1))).claimed == 0
     assert smtp_server.handler.received == []
 
 
@@ -102,16 +106,16 @@ async def test_a_451_answer_retries_with_a_growing_delay(runtime, smtp_server):
     ids = await queue(runtime, ["liu.yang"], now=T0)
     smtp = smtp_for(smtp_server)
 
-    assert await deliver_due(runtime, smtp, now=T0) == DeliveryReport(1, 0, 1, 0)
+    assert await deliver(runtime, smtp, now=T0) == DeliveryReport(1, 0, 1, 0)
     [first] = await outbox(runtime, ids)
     assert (first.state, first.attempts) == ("pending", 1)
     assert first.last_error == "451 4.3.0 Try again later (recipient later451@hospital.example)"
     assert between(first.next_attempt_at, T0 + timedelta(seconds=24), T0 + timedelta(seconds=36))  # 30 s ± 20 %
 
     early = first.next_attempt_at - timedelta(seconds=1)
-    assert (await deliver_due(runtime, smtp, now=early)).claimed == 0
+    assert (await deliver(runtime, smtp, now=early)).claimed == 0
     retry = first.next_attempt_at
-    assert await deliver_due(runtime, smtp, now=retry) == DeliveryReport(1, 0, 1, 0)
+    assert await deliver(runtime, smtp, now=retry) == DeliveryReport(1, 0, 1, 0)
     [second] = await outbox(runtime, ids)
     assert (second.state, second.attempts) == ("pending", 2)
     assert between(second.next_attempt_at, retry + timedelta(seconds=48), retry + timedelta(seconds=72))  # 60 s
@@ -130,9 +134,9 @@ async def test_a_row_resent_after_a_crash_waits_for_its_lease_and_keeps_its_mess
                                               to_name="刘洋", message_id=message_id_for(claimed), date=T0)], smtp)
     assert outcome.ok
 
-    assert (await deliver_due(runtime, smtp, now=T0 + LEASE - timedelta(seconds=1))).claimed == 0
-    assert (await deliver_due(runtime, smtp, now=T0 + LEASE + timedelta(seconds=1))).sent == 1
-    assert (await deliver_due(runtime, smtp, now=T0.add(hours=1))).claimed == 0
+    assert (await deliver(runtime, smtp, now=T0 + LEASE - timedelta(seconds=1))).claimed == 0
+    assert (await deliver(runtime, smtp, now=T0 + LEASE + timedelta(seconds=1))).sent == 1
+    assert (await deliver(runtime, smtp, now=T0.add(hours=1))).claimed == 0
 
     ids = [r.message["Message-ID"] for r in smtp_server.handler.received]
     assert ids == [f"<{message_id_for(claimed)}>"] * 2  # the same Message-ID, and twice at most
@@ -144,13 +148,13 @@ async def test_two_deliverers_at_the_same_moment_never_send_a_row_twice(runtime,
     smtp = smtp_for(smtp_server)
     ids = await queue(runtime, PEOPLE, now=T0)
 
-    first, second = await asyncio.gather(deliver_due(runtime, smtp, now=T0, batch_size=4),
-                                         deliver_due(runtime, smtp, now=T0, batch_size=4))
-    third = await deliver_due(runtime, smtp, now=T0, batch_size=4)
+    first, second = await asyncio.gather(deliver(runtime, smtp, now=T0, batch_size=4),
+                                         deliver(runtime, smtp, now=T0, batch_size=4))
+    third = await deliver(runtime, smtp, now=T0, batch_size=4)
 
     assert first.sent + second.sent + third.sent == len(PEOPLE)
     assert first.claimed + second.claimed + third.claimed == len(PEOPLE)
     received = Counter(r.message["Message-ID"] for r in smtp_server.handler.received)
     assert sorted(received) == sorted(f"<{message_id_for(r)}>" for r in await outbox(runtime, ids))
     assert set(received.values()) == {1}
-    assert (await deliver_due(runtime, smtp, now=T0)).claimed == 0
+    assert (await deliver(runtime, smtp, now=T0)).claimed == 0

@@ -27,7 +27,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_the_default_schedules() -> None:
     schedules = {s.key: s.cron or f"every {s.interval_seconds:g} s" for s in DEPLOYMENTS}
     assert schedules == {"sweep": "* * * * *", "deliver": "every 30 s", "materialise": "0 1 * * *",
-                         "digest": "30 8 * * *", "escalation-report": "0 9 * * 1", "housekeeping": "30 3 * * *"}
+                         "digest": "*/15 * * * *", "escalation-report": "0 9 * * 1", "housekeeping": "30 3 * * *"}
     cron = DEPLOYMENTS[0].schedule(SHANGHAI)
     assert (cron.cron, cron.timezone) == ("* * * * *", SHANGHAI)
     interval = DEPLOYMENTS[1].schedule(SHANGHAI)

@@ -29,7 +29,7 @@ async def bureau(database_url: str, tmp_path: Path) -> AsyncIterator[object]:
 
     settings = profile_settings("health-bureau", database_url, tmp_path / "data")
     runtime = await prepare(settings, now=NOW)
-    flow_runtime.use(runtime, flow_runtime.smtp_settings(settings))
+    flow_runtime.use(runtime, flow_runtime.delivery_settings(settings))
     yield runtime
     flow_runtime.clear()
     await runtime.close()
