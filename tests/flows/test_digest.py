@@ -136,3 +136,35 @@ async def test_an_english_reader_gets_an_english_digest(runtime, prefect_harness
     [message] = _caught_digests(mail, "he.jing@hospital.example")
     assert message.subject == "Today: 13 reports due; next deadline 15 Nov 23:59"
     assert "REPORTS NOT YET SUBMITTED: 13" in message.text and "Due by 15 Nov 23:59" in message.text
+
+
+async def test_each_person_gets_their_digest_at_their_own_time_with_the_mail_held_for_it(runtime, prefect_harness,
+                                                                                         mail):
+    """he.jing chose a 10:00 digest instead of immediate mail: the sweep's reminders wait in the outbox, the
+    08:30 run passes her by, the 10:00 run folds them into her digest, and the reminders are never mailed alone."""
+    async with runtime.write() as session:
+        await session.execute(update(PersonRow).where(PersonRow.id == "he.jing")
+                              .values(notify_mode="digest", digest_at="10:00"))
+    await _world(runtime)
+    await sweep(now=THURSDAY.subtract(hours=1))  # reminders of October's reports fire for the statistician
+    async with runtime.sessions() as session:
+        held = list((await session.execute(select(OutboxRow).where(
+            OutboxRow.recipient_id == "he.jing", OutboxRow.channel == "email"))).scalars())
+    assert held and {r.state for r in held} == {"held"}
+
+    assert (await digest(now=THURSDAY))["queued"] == 2  # liu.yang and li.ming at the default 08:30
+    assert "digest:2026-11-12:he.jing" not in await _digests(runtime)
+    ten = THURSDAY.replace(hour=10, minute=0)
+    assert await digest(now=ten) == {"working_day": 1, "people": 3, "queued": 1, "already_queued": 2}
+
+    await deliver(now=ten)
+    [message] = _caught_digests(mail, "he.jing@hospital.example")
+    assert message.subject == f"今日待办：13 项报表将到期、{len(held)} 条通知，最近截止 11月15日 23:59"
+    assert f"【其他通知】{len(held)} 条（您选择了每日摘要" in message.text
+    assert render(held[0].event, held[0].context).subject in message.text
+    async with runtime.sessions() as session:
+        states = set((await session.execute(select(OutboxRow.state).where(
+            OutboxRow.id.in_([r.id for r in held])))).scalars())
+    assert states == {"digested"}
+    alone = [m for m in list_caught(mail.maildir, recipient="he.jing@hospital.example") if m not in [message]]
+    assert alone == []
