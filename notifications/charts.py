@@ -74,7 +74,7 @@ def _draw(series: dict[str, list[Any]], totals: list[int]) -> bytes:
 
     figure = Figure(figsize=(WIDTH / _DPI, HEIGHT / _DPI), dpi=_DPI, facecolor="white")
     FigureCanvasAgg(figure)  # Agg, explicitly: never whatever backend pyplot would pick
-    figure.subplots_adjust(left=0.07, right=0.99, top=0.93, bottom=0.1)
+    figure.subplots_adjust(left=0.07, right=0.99, top=0.97, bottom=0.1)
     axes = figure.add_subplot()
     x = range(len(totals))
     axes.bar(x, series["obligations"], width=0.6, color=COLOURS["obligations"], zorder=2)
@@ -82,13 +82,14 @@ def _draw(series: dict[str, list[Any]], totals: list[int]) -> bytes:
     axes.plot(x, series["escalated"], color=COLOURS["escalated"], linewidth=2, marker="o", markersize=5, zorder=3)
     top = max([*totals, *series["escalated"], 1])
     for i, total in enumerate(totals):
-        axes.annotate(str(total), (i, total), xytext=(0, 4), textcoords="offset points", ha="center",
-                      va="bottom", fontsize=9, color=_INK, zorder=4)
-    axes.set_ylim(0, top * 1.15)
+        if total:  # a bar's total above it; an empty week needs no "0" on the axis
+            axes.annotate(str(total), (i, total), xytext=(0, 4), textcoords="offset points", ha="center",
+                          va="bottom", fontsize=10, color=_INK, zorder=4)
+    axes.set_ylim(0, top * 1.12)
     axes.set_xlim(-0.6, len(totals) - 0.4)
     axes.set_xticks(list(x), series["labels"])
     axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-    axes.tick_params(colors=_INK, labelsize=9, length=0)
+    axes.tick_params(colors=_INK, labelsize=10, length=0)
     axes.grid(axis="y", color=_GRID, linewidth=0.8, zorder=0)
     for side in ("top", "right", "left"):
         axes.spines[side].set_visible(False)
