@@ -33,11 +33,12 @@ COLOURS: Mapping[str, str] = MappingProxyType({
 })
 _INK, _GRID = "#4b5563", "#e5e7eb"
 _VERSION = 1  # part of the Content-ID: bump when the drawing changes, so a client's cache is not reused
+_UNITS = {"zh": ("周", "个月"), "en": ("weeks", "months")}
 _ALT = {
-    "zh": "逾期趋势图：近 {n} 期（{first} 至 {last}）报表逾期与审批超时的数量（堆叠柱）及已督办数量（折线），"
+    "zh": "逾期趋势图：近 {n} {unit}（{first} 至 {last}）报表逾期与审批超时的数量（堆叠柱）及已督办数量（折线），"
           "本期共 {total} 项",
     "en": "Overdue trend: reports and approvals overdue (stacked bars) and escalated (line) over the last {n} "
-          "periods ({first} to {last}); {total} now",
+          "{unit} ({first} to {last}); {total} now",
 }
 
 
@@ -62,8 +63,10 @@ def escalation_chart(context: Mapping[str, Any], lang: str) -> InlineImage | Non
         raise ValueError(f"escalation chart: trend labels must be ASCII dates like '11-16', got {wordy!r}")
     digest = hashlib.sha256(json.dumps([_VERSION, series], sort_keys=True).encode()).hexdigest()[:16]
     totals = [o + s for o, s in zip(series["obligations"], series["steps"], strict=True)]
-    alt = _ALT["en" if lang == "en" else "zh"].format(n=len(points), first=series["labels"][0],
-                                                         last=series["labels"][-1], total=totals[-1])
+    code = "en" if lang == "en" else "zh"
+    unit = _UNITS[code][context.get("period_kind") == "month"]
+    alt = _ALT[code].format(n=len(points), unit=unit, first=series["labels"][0], last=series["labels"][-1],
+                            total=totals[-1])
     return InlineImage(cid=f"trend.{digest}@duly", png=_draw(series, totals), description=alt)
 
 
