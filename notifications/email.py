@@ -29,6 +29,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError, select_autoescape
 
+from notifications import charts
+
 __all__ = [
     "EVENTS",
     "LANGUAGES",
@@ -51,6 +53,9 @@ EVENTS: frozenset[str] = frozenset(
 LANGUAGES: Mapping[str, str] = MappingProxyType({"zh-CN": "zh", "zh": "zh", "en": "en"})
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Events whose message carries a chart, drawn from the context at render time; the templates get `chart`
+# (cid, alt, width, height, colours) or None when there is nothing to draw.
+_CHARTS = MappingProxyType({"escalation_report": charts.escalation_chart})
 _OUTCOMES = frozenset({"approved", "rejected"})
 _EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _PROVISIONAL_NOTE = {
@@ -128,6 +133,12 @@ def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> Re
     values = dict(context)
     if event == "digest":
         values["held"] = [_held_line(item, lang) for item in context.get("held", ())]
+    images: tuple[InlineImage, ...] = ()
+    if event in _CHARTS:
+        image = _CHARTS[event](context, code)
+        images = (image,) if image else ()
+        values["chart"] = image and {"cid": image.cid, "alt": image.description, "width": charts.WIDTH,
+                                     "height": charts.HEIGHT, "colours": dict(charts.COLOURS)}
     try:
         subject = env.get_template(f"{event}.{code}.subject.j2").render(values)
         text = env.get_template(f"{event}.{code}.txt.j2").render(values)
@@ -139,7 +150,7 @@ def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> Re
             f"{event} ({code}): {exc.message}; the context lacks a value the template uses"
         ) from exc
     return RenderedMessage(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html,
-                           markdown=markdown.strip())
+                           markdown=markdown.strip(), images=images)
 
 
 def build_email(

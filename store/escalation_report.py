@@ -13,7 +13,12 @@ stored snapshot):
   by T. (A step opened again after a send-back counts from its latest opening.)
 - escalated: an overdue item whose escalation threshold had fired by T (督办 or an obligation's escalation).
 
-Data gathering only: the chart (issue 6) and the templates take the figures from `ManagerReport`.
+The trend (the chart in the e-mail, notifications/charts.py) is the same figures at the report instant moved
+back by whole periods, for the last `TREND_PERIODS` periods: its last two points are the report's own
+"now" and "one period earlier", so the chart and the headline never disagree. Each point is labelled with
+its period's first day ("11-16": the ISO week starting Monday 16 November; "11-01" for a month).
+
+Data gathering only: the chart and the templates take the figures from the context (`report_context`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ from store.tables import (
 PERIODS = ("week", "month")
 ITEMS_LISTED = 20
 """Items listed per department and kind in a message (the counts cover all of them)."""
+TREND_PERIODS = 8
+"""Points in the trend: this period and the seven before it."""
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    key: str  # 2026-W47 | 2026-11
+    label: str  # the period's first day, local: 11-16
+    at: datetime  # the report instant moved back to this period
 
 
 @dataclass(frozen=True)
@@ -55,20 +69,29 @@ class ReportPeriod:
     previous_key: str
     previous_at: datetime
     """The same moment one period earlier: the trend compares the figures at `at` with those at this instant."""
+    trend: tuple[TrendPoint, ...] = ()
+    """Oldest first; the last two are `at` and `previous_at` (module docstring)."""
 
 
-def report_period(now: datetime, *, tz: str, kind: str = "week") -> ReportPeriod:
-    """The period `now` falls in (ISO week or calendar month in `tz`) and the moment one period before."""
+def report_period(now: datetime, *, tz: str, kind: str = "week", periods: int = TREND_PERIODS) -> ReportPeriod:
+    """The period `now` falls in (ISO week or calendar month in `tz`), the moment one period before, and the
+    `periods` trend points ending at `now` (a month back from the 31st lands on the month's last day)."""
+    if kind not in PERIODS:
+        raise ValueError(f"unknown report period {kind!r}; expected one of {', '.join(PERIODS)}")
+    if periods < 2:
+        raise ValueError(f"a trend needs at least 2 periods (this one and the one before), got {periods}")
     local = pendulum.instance(now).in_timezone(tz)
+    points = tuple(_trend_point(local, kind, back) for back in range(periods - 1, -1, -1))
+    return ReportPeriod(kind, points[-1].key, points[-1].at, points[-2].key, points[-2].at, points)
+
+
+def _trend_point(local: pendulum.DateTime, kind: str, back: int) -> TrendPoint:
+    # Each point is moved back from `local` itself, not from the point after it, so month ends do not drift.
     if kind == "week":
-        earlier = local.subtract(weeks=1)
-        return ReportPeriod(kind, _week_key(local), local.in_timezone("UTC"), _week_key(earlier),
-                            earlier.in_timezone("UTC"))
-    if kind == "month":
-        earlier = local.subtract(months=1)
-        return ReportPeriod(kind, local.format("YYYY-MM"), local.in_timezone("UTC"), earlier.format("YYYY-MM"),
-                            earlier.in_timezone("UTC"))
-    raise ValueError(f"unknown report period {kind!r}; expected one of {', '.join(PERIODS)}")
+        moment = local.subtract(weeks=back)
+        return TrendPoint(_week_key(moment), moment.start_of("week").format("MM-DD"), moment.in_timezone("UTC"))
+    moment = local.subtract(months=back)
+    return TrendPoint(moment.format("YYYY-MM"), moment.start_of("month").format("MM-DD"), moment.in_timezone("UTC"))
 
 
 def _week_key(local: pendulum.DateTime) -> str:
@@ -156,6 +179,11 @@ async def overdue_at(session: AsyncSession, at: datetime) -> dict[str, Overdue]:
     return found
 
 
+async def overdue_counts_at(session: AsyncSession, at: datetime) -> dict[str, LateCounts]:
+    """Each department's overdue counts at `at` (departments with nothing overdue are left out)."""
+    return {code: found.counts() for code, found in (await overdue_at(session, at)).items()}
+
+
 @dataclass(frozen=True)
 class DepartmentSection:
     code: str
@@ -163,6 +191,7 @@ class DepartmentSection:
     relation: str  # head | leader_in_charge | head, leader_in_charge
     now: Overdue
     before: LateCounts
+    trend: tuple[LateCounts, ...] = ()  # at each of `period.trend`
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,9 @@ class ManagerReport:
     manager: PersonRow
     period: ReportPeriod
     departments: list[DepartmentSection]
+    trend: tuple[LateCounts, ...] = ()
+    """At each of `period.trend`, summed over every department the manager heads or is in charge of (also
+    those left out of `departments` because nothing is overdue there now or one period earlier)."""
 
     @property
     def totals(self) -> LateCounts:
@@ -190,22 +222,32 @@ async def manager_reports(session: AsyncSession, period: ReportPeriod) -> list[M
     """One report per active manager whose departments have anything overdue now, or had one period ago
     (so the week things were cleared up is reported once), ordered by manager id."""
     now_overdue = await overdue_at(session, period.at)
-    before = {code: o.counts() for code, o in (await overdue_at(session, period.previous_at)).items()}
+    before = await overdue_counts_at(session, period.previous_at)
+    instants = [p.at for p in period.trend]
+    counts_at = {at: await overdue_counts_at(session, at) for at in instants
+                 if at not in (period.at, period.previous_at)}
+    counts_at[period.at] = {code: o.counts() for code, o in now_overdue.items()}
+    counts_at[period.previous_at] = before
     people = {p.id: p for p in (await session.execute(select(PersonRow))).scalars()}
     sections: dict[str, list[DepartmentSection]] = defaultdict(list)
+    trends: dict[str, list[tuple[LateCounts, ...]]] = defaultdict(list)
     for department in (await session.execute(select(DepartmentRow).order_by(DepartmentRow.code))).scalars():
         roles: dict[str, list[str]] = defaultdict(list)
         for relation, person_id in (("head", department.head_id), ("leader_in_charge", department.leader_in_charge_id)):
             if person_id in people and people[person_id].active:
                 roles[person_id].append(relation)
+        trend = tuple(counts_at[at].get(department.code, LateCounts()) for at in instants)
+        for person_id in roles:
+            trends[person_id].append(trend)
         current = now_overdue.get(department.code, Overdue())
         earlier = before.get(department.code, LateCounts())
         if not current.counts().total and not earlier.total:
             continue
         for person_id, relations in roles.items():
             sections[person_id].append(DepartmentSection(department.code, department.name, ", ".join(relations),
-                                                         current, earlier))
-    return [ManagerReport(people[pid], period, found) for pid, found in sorted(sections.items())]
+                                                         current, earlier, trend))
+    return [ManagerReport(people[pid], period, found, tuple(_sum(point) for point in zip(*trends[pid], strict=True)))
+            for pid, found in sorted(sections.items())]
 
 
 # --- the template context --------------------------------------------------------------------------------
@@ -239,12 +281,15 @@ def report_context(report: ManagerReport, *, tz: str, public_url: str, people: d
                        "escalated": t.escalated, "escalated_to": names(watchers.get(t.step.id or 0, [])),
                        "link": f"{public_url}/requests/{t.request.id}"} for t in s.now.steps[:limit]],
             "steps_more": max(len(s.now.steps) - limit, 0),
+            "trend": [c.total for c in s.trend],
         })
+    trend = [{"period": p.key, "label": p.label, "as_of": local_iso(p.at, tz), **c.as_dict()}
+             for p, c in zip(report.period.trend, report.trend, strict=True)]
     return {"manager_name": report.manager.name, "period_kind": report.period.kind, "period": report.period.key,
             "previous_period": report.period.previous_key, "as_of": local_iso(at, tz),
             "previous_as_of": local_iso(report.period.previous_at, tz),
             "totals": report.totals.as_dict(), "previous": report.previous.as_dict(),
-            "change": change(report.totals, report.previous), "departments": departments,
+            "change": change(report.totals, report.previous), "departments": departments, "trend": trend,
             "link": f"{public_url}/calendar?state=late"}
 
 

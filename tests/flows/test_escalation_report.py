@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import email.policy
+import io
+import mailbox
+import re
 from datetime import date
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pendulum
+import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from flows.deliver import deliver
@@ -12,9 +20,10 @@ from flows.materialise import materialise_obligations
 from flows.report import escalation_report
 from flows.sweep import sweep
 from notifications.catcher import list_caught
+from notifications.charts import escalation_chart
 from notifications.email import render
 from store.approvals import decide, file_request
-from store.escalation_report import overdue_at
+from store.escalation_report import overdue_at, report_period
 from store.submissions import submit_report
 from store.tables import ObligationRow, OutboxRow, PersonRow, StepRow
 
@@ -145,3 +154,89 @@ async def test_overdue_at_counts_an_escalation_only_from_when_it_fired(runtime, 
 async def test_no_report_when_nothing_is_overdue(runtime, prefect_harness):
     assert (await escalation_report(now=WEEK_47))["managers"] == 0
     assert await _reports(runtime, "2026-W47") == {}
+
+
+WEEK_47_TREND = ["09-28", "10-05", "10-12", "10-19", "10-26", "11-02", "11-09", "11-16"]
+
+
+class TestTrend:
+    """Each report carries the figures at the report instant moved back by 0..7 periods, oldest first."""
+
+    async def test_the_trend_ends_with_this_week_and_last_week_as_reported(self, runtime, prefect_harness):
+        await _world(runtime)
+        await escalation_report(now=WEEK_47)
+        reports = await _reports(runtime, "2026-W47")
+        for context in reports.values():
+            assert [p["label"] for p in context["trend"]] == WEEK_47_TREND
+            *_, before, now = context["trend"]
+            assert {k: now[k] for k in context["totals"]} == context["totals"]
+            assert {k: before[k] for k in context["previous"]} == context["previous"]
+            assert (now["period"], before["period"]) == ("2026-W47", "2026-W46")
+        # 绩效办's reports were created on 11-01 and fell due on 11-15: nothing before this week.
+        assert [p["total"] for p in reports["chen.jing"]["trend"]] == [0] * 7 + [12]
+        # The request fell due on 10-08 16:00 and was escalated by the sweep of 10-09 09:00, the very
+        # moment of the 10-05 week's point (Friday 09:00).
+        general = reports["li.ming"]
+        assert [(p["steps"], p["escalated"]) for p in general["trend"]] == [(0, 0)] + [(1, 1)] * 7
+        assert general["trend"][1]["as_of"] == "2026-10-09T09:00:00+08:00"
+        assert general["departments"][0]["trend"] == [0] + [1] * 7
+
+    async def test_the_trend_counts_a_week_cleared_long_ago_from_rows(self, runtime, prefect_harness):
+        """Three weeks after the step was approved and two reports handed in, the trend still shows them
+        overdue in the weeks they were."""
+        request_id, step_id = await _world(runtime)
+        async with runtime.write() as session:
+            await decide(session, runtime, request_id=request_id, step_id=step_id, actor_id="liu.yang",
+                         verb="approve", reason=None, now=pendulum.datetime(2026, 11, 24, 10, tz=SHANGHAI))
+        for key in ("D-002", "D-003"):
+            await _submit(runtime, key, pendulum.datetime(2026, 11, 25, 10, tz=SHANGHAI))
+        await escalation_report(now=WEEK_48.add(weeks=2))  # 2026-W50: 综合管理部 has nothing then or a week before
+        reports = await _reports(runtime, "2026-W50")
+        assert sorted(reports) == ["chen.jing", "feng.xue"]
+        trend = reports["chen.jing"]["trend"]
+        assert [p["label"] for p in trend][-3:] == ["11-23", "11-30", "12-07"]
+        assert [p["obligations"] for p in trend][-5:] == [0, 12, 10, 10, 10]
+
+
+def test_a_monthly_trend_moves_back_whole_months_from_the_report_instant():
+    period = report_period(pendulum.datetime(2026, 3, 31, 9, tz=SHANGHAI), tz=SHANGHAI, kind="month")
+    assert [p.label for p in period.trend] == ["08-01", "09-01", "10-01", "11-01", "12-01", "01-01", "02-01",
+                                               "03-01"]
+    assert [p.key for p in period.trend][-2:] == ["2026-02", "2026-03"] == [period.previous_key, period.key]
+    # Each point moves back from 03-31 itself: February has no 31st, the others keep it.
+    assert [pendulum.instance(p.at).in_timezone(SHANGHAI).day for p in period.trend] == [31, 30, 31, 30, 31, 31,
+                                                                                        28, 31]
+    assert (period.trend[-1].at, period.trend[-2].at) == (period.at, period.previous_at)
+
+
+def test_a_trend_needs_this_period_and_the_one_before():
+    with pytest.raises(ValueError) as raised:
+        report_period(WEEK_47, tz=SHANGHAI, periods=1)
+    assert "at least 2 periods" in str(raised.value)
+
+
+def _caught_raw(maildir, recipient: str) -> list[EmailMessage]:
+    box = mailbox.Maildir(maildir, create=False)
+    found = [BytesParser(policy=email.policy.default).parsebytes(box.get_bytes(key)) for key in box.keys()]
+    return [m for m in found if recipient in str(m["To"]) and str(m["Subject"]).startswith("逾期督办")]
+
+
+async def test_the_mailed_report_carries_the_trend_chart_inline(runtime, prefect_harness, mail):
+    await _world(runtime)
+    await escalation_report(now=WEEK_47)
+    context = (await _reports(runtime, "2026-W47"))["chen.jing"]
+    await deliver(now=WEEK_47)
+
+    [message] = _caught_raw(mail.maildir, "chen.jing@hospital.example")
+    alternative = message.get_payload()
+    assert message.get_content_type() == "multipart/alternative"
+    related = alternative[1]
+    assert related.get_content_type() == "multipart/related"
+    html_part, image_part = related.get_payload()
+    [cid] = re.findall(r'src="cid:([^"]+)"', html_part.get_content())
+    assert image_part.get_content_type() == "image/png" and image_part["Content-ID"] == f"<{cid}>"
+    png = image_part.get_payload(decode=True)
+    assert png == escalation_chart(context, "zh").png  # intact, and drawn from the queued context
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (640, 300)
+    assert "11-16 | 12 | 0 | 12 | 12" in alternative[0].get_content()
