@@ -14,13 +14,17 @@ from api import (
     admin,
     attachments,
     audit,
+    chat_hooks,
     delegations,
     events,
     idempotency,
     misc,
+    notifications,
     obligations,
+    outbox_admin,
     pages,
     points,
+    preferences,
     requests,
     submissions,
 )
@@ -73,6 +77,10 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(pages.router)
     app.include_router(accounts.router)
     app.include_router(audit.router)
+    app.include_router(notifications.router)
+    app.include_router(preferences.router)
+    app.include_router(chat_hooks.router)
+    app.include_router(outbox_admin.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:

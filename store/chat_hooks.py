@@ -24,12 +24,12 @@ from store.tables import ChatHookRow, DepartmentRow, OutboxRow, PersonRow
 SCOPES = ("department", "person")
 KINDS = ("wecom", "dingtalk", "feishu")
 UPDATABLE = ("label", "url", "secret", "events", "active")
-_SHOWN = 4  # characters of a key or token shown before the ellipsis
+_SHOWN = 4  # characters of a key or token shown before the ellipsis (of one at least 12 long, as in notifications.chat)
 
 
 def mask_url(url: str) -> str:
     """The URL with its credentials cut short: query values (WeCom `key`, DingTalk `access_token`) and the
-    last path segment of a Feishu hook keep their first four characters, then "…"."""
+    last path segment of a Feishu hook keep their first four characters, then "…" (a short one: only "…")."""
     parts = urlsplit(url)
     query = urlencode([(k, _cut(v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="…")
     path = parts.path
@@ -40,7 +40,7 @@ def mask_url(url: str) -> str:
 
 
 def _cut(value: str) -> str:
-    return value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
+    return f"{value[:_SHOWN]}…" if len(value) >= 12 else "…"
 
 
 def audit_values(row: ChatHookRow) -> dict[str, Any]:

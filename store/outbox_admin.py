@@ -32,16 +32,27 @@ class OutboxEntry:
 async def list_outbox(session: AsyncSession, *, state: str = "dead", channel: str | None = None, limit: int = 50,
                       before: int | None = None) -> list[OutboxEntry]:
     """Rows in `state` (and `channel`), newest first; `before` (an id) pages on."""
-    query = (select(OutboxRow, PersonRow.name, ChatHookRow)
-             .join(PersonRow, PersonRow.id == OutboxRow.recipient_id, isouter=True)  # type: ignore[arg-type]
-             .join(ChatHookRow, ChatHookRow.id == OutboxRow.hook_id, isouter=True)  # type: ignore[arg-type]
-             .where(OutboxRow.state == state))
+    query = _entries().where(OutboxRow.state == state)
     if channel is not None:
         query = query.where(OutboxRow.channel == channel)
     if before is not None:
         query = query.where(OutboxRow.id < before)  # type: ignore[operator]
     rows = await session.execute(query.order_by(OutboxRow.id.desc()).limit(limit))  # type: ignore[union-attr]
     return [OutboxEntry(row=row, recipient_name=name or row.recipient_id, hook=hook) for row, name, hook in rows]
+
+
+async def get_entry(session: AsyncSession, outbox_id: int) -> OutboxEntry:
+    found = (await session.execute(_entries().where(OutboxRow.id == outbox_id))).first()
+    if found is None:
+        raise NotFoundError(f"no outbox message {outbox_id}")
+    row, name, hook = found
+    return OutboxEntry(row=row, recipient_name=name or row.recipient_id, hook=hook)
+
+
+def _entries():  # type: ignore[no-untyped-def]
+    return (select(OutboxRow, PersonRow.name, ChatHookRow)
+            .join(PersonRow, PersonRow.id == OutboxRow.recipient_id, isouter=True)  # type: ignore[arg-type]
+            .join(ChatHookRow, ChatHookRow.id == OutboxRow.hook_id, isouter=True))  # type: ignore[arg-type]
 
 
 async def outbox_counts(session: AsyncSession) -> dict[tuple[str, str], int]:

@@ -42,7 +42,8 @@ def check_preferences(values: Mapping[str, object]) -> dict[str, str]:
                                    f"wait for the daily digest), got {mode!r}")
     at = values.get("digest_at")
     if "digest_at" in values and not (isinstance(at, str) and _HH_MM.fullmatch(at)):
-        problems["digest_at"] = f"expected a time of day as HH:MM, two digits each, 00:00 to 23:59 (e.g. 08:30), got {at!r}"
+        problems["digest_at"] = (f"expected a time of day as HH:MM, two digits each, 00:00 to 23:59 (e.g. 08:30), "
+                                 f"got {at!r}")
     return problems
 
 
