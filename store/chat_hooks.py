@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from sqlalchemy import func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,7 +31,7 @@ def mask_url(url: str) -> str:
     """The URL with its credentials cut short: query values (WeCom `key`, DingTalk `access_token`) and the
     last path segment of a Feishu hook keep their first four characters, then "…" (a short one: only "…")."""
     parts = urlsplit(url)
-    query = urlencode([(k, _cut(v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="…")
+    query = "&".join(f"{k}={_cut(v)}" for k, v in parse_qsl(parts.query, keep_blank_values=True))
     path = parts.path
     if "/hook/" in path:
         head, _, token = path.rpartition("/")
