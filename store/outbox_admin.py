@@ -72,14 +72,14 @@ async def resend(session: AsyncSession, *, outbox_id: int, actor_id: str, now: d
         raise ConflictError(f"outbox message {outbox_id} is {row.state}, not dead: only dead letters are resent")
     if row.channel == "chat" and row.hook_id is None:
         raise ConflictError(f"outbox message {outbox_id} went to a chat hook that was deleted: nowhere to resend it")
+    was = {"event": row.event, "channel": row.channel, "recipient": row.recipient_id, "attempts": row.attempts,
+           "last_error": row.last_error}
     # compare-and-set: a concurrent resend (or anything else moving the row) wins once
     moved = await session.execute(update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.state == "dead")
                                   .values(state="pending", attempts=0, next_attempt_at=now))
     if not moved.rowcount:  # type: ignore[attr-defined]
         raise ConflictError(f"outbox message {outbox_id} changed meanwhile; reload and try again")
     await append_audit(session, at=now, actor_id=actor_id, action="outbox.resent", subject_type="outbox",
-                       subject_id=outbox_id,
-                       data={"event": row.event, "channel": row.channel, "recipient": row.recipient_id,
-                             "attempts": row.attempts, "last_error": row.last_error})
+                       subject_id=outbox_id, data=was)
     await session.refresh(row)
     return row
