@@ -22,6 +22,7 @@ from api import (
     notifications,
     obligations,
     outbox_admin,
+    page_notifications,
     pages,
     points,
     preferences,
@@ -75,6 +76,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(misc.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
+    app.include_router(page_notifications.router)
     app.include_router(accounts.router)
     app.include_router(audit.router)
     app.include_router(notifications.router)
