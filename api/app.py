@@ -14,13 +14,18 @@ from api import (
     admin,
     attachments,
     audit,
+    chat_hooks,
     delegations,
     events,
     idempotency,
     misc,
+    notifications,
     obligations,
+    outbox_admin,
+    page_notifications,
     pages,
     points,
+    preferences,
     requests,
     submissions,
 )
@@ -71,8 +76,13 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(misc.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
+    app.include_router(page_notifications.router)
     app.include_router(accounts.router)
     app.include_router(audit.router)
+    app.include_router(notifications.router)
+    app.include_router(preferences.router)
+    app.include_router(chat_hooks.router)
+    app.include_router(outbox_admin.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.auth import CSRF_FIELD, page_principal, session_principal
 from api.idempotency import Writer
 from notifications.email import local_time
+from store.notification_list import unread_count
 from store.organisation import people_by_id
 from store.tables import DepartmentRow, PersonRow
 
@@ -110,7 +111,8 @@ async def department_name(session: AsyncSession, code: str) -> str:
 
 async def render(http: Request, session: AsyncSession, person: PersonRow, name: str, context: dict[str, Any],
                  status_code: int = 200) -> HTMLResponse:
-    me = {"name": person.name, "department": await department_name(session, person.department_code)}
+    me = {"name": person.name, "department": await department_name(session, person.department_code),
+          "unread": await unread_count(session, person.id), "admin": "admin" in person.roles}
     tz = http.app.state.runtime.timezone
     zone = "北京时间" if tz == "Asia/Shanghai" else tz
     csrf = http.state.principal.csrf or ""  # the forms' token (signed in by cookie only)

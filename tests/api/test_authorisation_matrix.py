@@ -36,15 +36,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pendulum
 import pytest
 from fastapi import APIRouter, FastAPI
+from sqlmodel import Session as SyncSession
 
 from config import clock
 from config.settings import Settings
 from notifications.catcher import MailCatcher
+from store.db import sync_engine_for
+from store.tables import NotificationRow, OutboxRow
 from tests.api.authz.matrix import Listing, Row, app_routes, ids_in, listing, public, row, scenario
 from tests.api.authz.world import PASSWORD, PERSONAS, World, open_world, settings_for, sqlite_copy
 
@@ -232,6 +236,65 @@ def waived_obligation(world: World) -> Mapping[str, object]:
     return {"obligation_id": world.waived_obligation_id}
 
 
+# --- notifications, chat hooks, the outbox: rows the fan-out writes, inserted here as it would ----------
+
+_ENGINES: dict[str, Any] = {}
+_KEPT: dict[tuple[str, str], int] = {}
+REMINDER = {"obligation": {"id": 1, "title": "矩阵测试月报", "policy_title": "矩阵测试", "period": "2026-10",
+                           "due_at": "2026-11-15T23:59:59+08:00", "provisional": False, "owner_department": "信息科"},
+            "link": "http://127.0.0.1:8000/inbox"}
+FEISHU = "https://open.feishu.cn/open-apis/bot/v2/hook/2c1e0c8d-1111-2222-3333-9f0e5b6a7c8d"
+
+
+def _insert(world: World, row: Any) -> int:
+    """Insert a row straight into the world's database (what queue_message's fan-out would write)."""
+    url = world.app.state.runtime.settings.resolved_database_url
+    engine = _ENGINES.setdefault(url, sync_engine_for(url))
+    with SyncSession(engine) as session:
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def fresh_notification(world: World) -> Mapping[str, object]:
+    """A new in-app notification of the requester."""
+    return {"notification_id": _insert(world, NotificationRow(
+        event_key=f"authz:{world.number()}:huang.lei", event="obligation_reminder", person_id="huang.lei",
+        context=REMINDER, created_at=clock.now()))}
+
+
+def requester_notification(world: World) -> int:
+    """The requester's notification the listings look for (made by `listed_objects`)."""
+    return _KEPT[(world.url, "notification")]
+
+
+def fresh_hook(world: World) -> Mapping[str, object]:
+    """A new personal chat hook of the requester (through the API, as he would add it)."""
+    answer = world.client("requester").post("/api/me/chat-hooks", json={"kind": "feishu", "url": FEISHU})
+    assert answer.status_code == 201, answer.text
+    return {"hook_id": answer.json()["id"]}
+
+
+def requester_hook(world: World) -> int:
+    """The requester's chat hook the listings look for (made by `listed_objects`)."""
+    return _KEPT[(world.url, "hook")]
+
+
+def listed_objects(world: World) -> None:
+    """The requester's notification and chat hook, made before any listing is read."""
+    _KEPT[(world.url, "notification")] = int(fresh_notification(world)["notification_id"])  # type: ignore[call-overload]
+    _KEPT[(world.url, "hook")] = int(fresh_hook(world)["hook_id"])  # type: ignore[call-overload]
+
+
+def fresh_dead_letter(world: World) -> Mapping[str, object]:
+    """A new dead e-mail to the requester."""
+    now = clock.now()
+    return {"outbox_id": _insert(world, OutboxRow(
+        event_key=f"authz:{world.number()}:huang.lei", event="obligation_reminder", recipient_id="huang.lei",
+        to_address="huang.lei@nowhere.example", context={}, state="dead", attempts=8, last_error="550 no mailbox",
+        next_attempt_at=now, created_at=now))}
+
+
 PURCHASE = {"policy": "it-hardware-purchase", "form": {"items": "显示器 2台", "amount": "3000"}}
 APPROVE = {"verb": "approve"}
 YAML = {"Content-Type": "application/yaml"}
@@ -331,6 +394,29 @@ MATRIX: list[Row] = [
     # the browser session's routes answer callers signed in otherwise (HTTP Basic here) with 422
     row("GET /api/session",                                       401, 422, 422, 422, 422),
     row("DELETE /api/session",                                    401, 422, 422, 422, 422),
+    # notifications: everyone reads and marks their own; another's reads like a missing one (administrators too)
+    row("GET /api/notifications",                                 401, 200, 200, 200, 200),
+    row("GET /api/notifications/unread-count",                    401, 200, 200, 200, 200),
+    row("POST /api/notifications/read-all",                       401, 200, 200, 200, 200),
+    row("POST /api/notifications/{notification_id}/read",         401, 200, 404, 404, 404,
+        params=fresh_notification),
+    row("GET /api/me/preferences",                                401, 200, 200, 200, 200),
+    row("PUT /api/me/preferences",                                401, 200, 200, 200, 200, body={"digest_at": "08:30"}),
+    # chat hooks: my own under /api/me (another's: 404, administrators included); all of them for administrators
+    row("GET /api/me/chat-hooks",                                 401, 200, 200, 200, 200),
+    row("POST /api/me/chat-hooks",                                401, 201, 201, 201, 201,
+        body={"kind": "feishu", "url": FEISHU}),
+    row("DELETE /api/me/chat-hooks/{hook_id}",                    401, 200, 404, 404, 404, params=fresh_hook),
+    row("GET /api/admin/chat-hooks",                              401, 403, 403, 403, 200),
+    row("POST /api/admin/chat-hooks",                             401, 403, 403, 403, 201,
+        body={"scope": "department", "owner": "it", "kind": "feishu", "url": FEISHU}),
+    row("PATCH /api/admin/chat-hooks/{hook_id}",                  401, 403, 403, 403, 200,
+        params=fresh_hook, body={"label": "矩阵测试"}),
+    row("DELETE /api/admin/chat-hooks/{hook_id}",                 401, 403, 403, 403, 200, params=fresh_hook),
+    # the outbox's dead letters: administrators only
+    row("GET /api/admin/outbox",                                  401, 403, 403, 403, 200),
+    row("POST /api/admin/outbox/{outbox_id}/resend",              401, 403, 403, 403, 200,
+        params=fresh_dead_letter, body={}),
     # signing in and out: for anyone (whoever calls, the credentials in the body decide)
     public("POST /api/session", 201, body=SIGN_IN),
     public("GET /login"),
@@ -359,6 +445,14 @@ MATRIX: list[Row] = [
         params=fresh_obligation, form={"reason": "逾期未报"}),
     row("POST /obligations/{obligation_id}/waive",                303, 403, 404, 404, 303,
         params=fresh_obligation, form={"reason": "本月停报"}),
+    # 通知 and 投递: one's own notifications; the outbox page and its form for administrators (others: 403 page)
+    row("GET /notifications",                                     303, 200, 200, 200, 200),
+    row("POST /notifications/read-all",                           303, 303, 303, 303, 303, form=lambda w: {}),
+    row("POST /notifications/{notification_id}/open",             303, 303, 404, 404, 404,
+        params=fresh_notification, form=lambda w: {}),
+    row("GET /admin/outbox",                                      303, 403, 403, 403, 200),
+    row("POST /admin/outbox/{outbox_id}/resend",                  303, 403, 403, 403, 303,
+        params=fresh_dead_letter, form=lambda w: {}),
 ]
 
 DECISION = "POST /api/requests/{request_id}/steps/{step_id}/decision"
@@ -460,6 +554,14 @@ LISTINGS: list[Listing] = [
             requester=True, approver=False, other_department=False, admin=True),
     listing("GET /api/tokens", "the requester's token", lambda w, a: w.token_id in ids_in(a),
             requester=True, approver=False, other_department=False, admin=False),
+    listing("GET /api/notifications", "the requester's notification",
+            lambda w, a: requester_notification(w) in ids_in(a),
+            requester=True, approver=False, other_department=False, admin=False),
+    listing("GET /notifications", "the requester's notification",
+            lambda w, a: f'action="/notifications/{requester_notification(w)}/open"' in a.text,
+            requester=True, approver=False, other_department=False, admin=False),
+    listing("GET /api/me/chat-hooks", "the requester's chat hook", lambda w, a: requester_hook(w) in ids_in(a),
+            requester=True, approver=False, other_department=False, admin=False),
 ]
 
 PAGE_ANONYMOUS = {401, 303, 307}  # the pages may send anonymous people to a sign-in page instead
@@ -478,6 +580,7 @@ async def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     """One served app and one set of objects for the whole module (SQLite)."""
     workdir = tmp_path_factory.mktemp("authz")
     async with open_world(sqlite_copy(sqlite_template, workdir), workdir) as built:
+        listed_objects(built)
         yield built
 
 
@@ -635,6 +738,7 @@ def test_an_object_you_may_not_see_reads_like_one_that_does_not_exist(world: Wor
 async def test_the_signed_in_rows_and_listings_hold_on_postgresql(database_url: str, tmp_path: Path) -> None:
     rows = [r for r in MATRIX + SCENARIOS if not r.public]
     async with open_world(database_url, tmp_path) as pg_world:
+        listed_objects(pg_world)
         wrong = [f"{r.case_id(p)}: {status} (expected {r.expect[p]})"
                  for r in rows for p in r.expect if p not in r.xfail
                  if (status := r.call(pg_world, p).status_code) != r.expect[p]]
