@@ -48,18 +48,20 @@ def public(row: ChatHookRow) -> ChatHookPublic:
                           created_by=row.created_by)
 
 
-def checked(kind: str, url: str, secret: str | None) -> tuple[str, str | None]:
-    """The URL and secret as `validate_hook` accepts them; its refusal as a 422 on the field it is about."""
+def checked(kind: str, url: str, secret: str | None, *, admin: bool = True) -> tuple[str, str | None]:
+    """The URL and secret as `validate_hook` accepts them; its refusal as a 422 on the field it is about. Only
+    administrators may name a loopback URL (a local relay): anyone else could make the server call itself."""
     try:
-        hook = validate_hook(kind, url, secret)
+        hook = validate_hook(kind, url, secret, allow_loopback=admin)
     except ValueError as exc:
         field = "secret" if "secret" in str(exc).lower() and secret else "url"
         raise InvalidInputError(f"the {kind} hook is not valid: {exc}", {field: str(exc)}) from None
     return hook.url, hook.secret
 
 
-async def _create(write: Write, *, scope: str, owner: str, body: MyChatHookCreate, actor_id: str) -> ChatHookPublic:
-    url, secret = checked(body.kind, body.url, body.secret)
+async def _create(write: Write, *, scope: str, owner: str, body: MyChatHookCreate, actor_id: str,
+                  admin: bool) -> ChatHookPublic:
+    url, secret = checked(body.kind, body.url, body.secret, admin=admin)
     async with write() as session:
         row = await chat_hooks.create_hook(session, scope=scope, owner=owner, kind=body.kind, url=url, secret=secret,
                                            label=body.label, events=body.events, known_events=CHAT_EVENTS,
@@ -80,7 +82,8 @@ async def my_hooks(person: CurrentPerson, session: SessionDep, limit: Limit = 10
 @router.post("/me/chat-hooks", status_code=status.HTTP_201_CREATED, response_model=ChatHookPublic)
 async def add_my_hook(body: MyChatHookCreate, person: CurrentPerson, write: Write) -> ChatHookPublic:
     """Add a bot that sends my chat messages (e.g. my own 企业微信 group with a bot)."""
-    return await _create(write, scope="person", owner=person.id, body=body, actor_id=person.id)
+    return await _create(write, scope="person", owner=person.id, body=body, actor_id=person.id,
+                         admin="admin" in person.roles)
 
 
 @router.delete("/me/chat-hooks/{hook_id}", response_model=ChatHookDeleted)
@@ -106,7 +109,7 @@ async def all_hooks(person: Admin, session: SessionDep, scope: Literal["departme
 @router.post("/admin/chat-hooks", status_code=status.HTTP_201_CREATED, response_model=ChatHookPublic)
 async def add_hook(body: ChatHookCreate, person: Admin, write: Write) -> ChatHookPublic:
     """A department's group bot (scope department, owner its code) or a person's (scope person)."""
-    return await _create(write, scope=body.scope, owner=body.owner, body=body, actor_id=person.id)
+    return await _create(write, scope=body.scope, owner=body.owner, body=body, actor_id=person.id, admin=True)
 
 
 @router.patch("/admin/chat-hooks/{hook_id}", response_model=ChatHookPublic)

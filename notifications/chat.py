@@ -96,11 +96,13 @@ class ChatMessage:
     link: str  # the page where the person acts
 
 
-def validate_hook(kind: str, url: str, secret: str | None) -> ChatHook:
+def validate_hook(kind: str, url: str, secret: str | None, *, allow_loopback: bool = True) -> ChatHook:
     """A hook from what an administrator typed, or ValueError saying how to fix it.
 
     Surrounding spaces are dropped; an empty secret means no signing. Plain http and
-    arbitrary paths are allowed only for loopback hosts (local relays and tests).
+    arbitrary paths are allowed only for loopback hosts (local relays and tests), and only when
+    `allow_loopback`: a hook set up by someone who is not an administrator must not make the
+    server post to its own loopback services.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown chat kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -116,6 +118,9 @@ def validate_hook(kind: str, url: str, secret: str | None) -> ChatHook:
         raise ValueError(f"the webhook URL must start with https://, like {_EXAMPLES[kind]}")
     if parts.username is not None or parts.password is not None:
         raise ValueError("the webhook URL must not contain a user name or password before the host")
+    if _is_loopback(parts.hostname) and not allow_loopback:
+        raise ValueError(f"only administrators may point a hook at this machine; use the robot's own URL, like "
+                         f"{_EXAMPLES[kind]}")
     if not _is_loopback(parts.hostname):
         if parts.scheme != "https":
             raise ValueError(
