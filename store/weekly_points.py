@@ -1,6 +1,6 @@
 """The weekly points (积分) summary for department heads, queued by the weekly report flow (flows/report.py).
 
-Rules (each has a test in tests/flows/test_weekly_points.py):
+Rules (tested in tests/notifications/test_new_events.py):
 - The week reported is the last complete ISO week (Monday–Sunday in the policies' zone) before `now`: the
   flow runs on Monday morning, so that is the week just ended. It is compared with the week before it.
 - A report counts in the week it was due (its due date in its policy's zone), with its outcome as of `now`
