@@ -64,9 +64,9 @@ _PROVISIONAL_NOTE = {
 # otherwise go out as raw 8bit, which a relay without 8BITMIME may mangle.
 _POLICY = email.policy.SMTP.clone(cte_type="7bit")
 _CONTROL = re.compile(r"[\r\n\x00]")
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]]")  # escaped by the `md` filter
 # RFC 5322 msg-id with dot-atom-text on both sides: what we generate, and nothing that
 # a mail client could read two ways.
-_MD_SPECIAL = re.compile(r"[\\`*_\[\]]")
 _MSG_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 
 

@@ -47,7 +47,7 @@ async def profile(request: pytest.FixtureRequest, database_url: str, tmp_path: P
 
     settings = profile_settings(request.param, database_url, tmp_path / "data")
     runtime = await prepare(settings, now=FILED)
-    flow_runtime.use(runtime, flow_runtime.smtp_settings(settings))
+    flow_runtime.use(runtime, flow_runtime.delivery_settings(settings))
     yield runtime
     flow_runtime.clear()
     await runtime.close()
