@@ -45,8 +45,8 @@ async def create(body: DelegationCreate, person: CurrentPerson, write: Write, ht
     runtime = http.app.state.runtime
     known = [loaded.policy.id for _, loaded in runtime.registry.approvals()]
     async with write() as session:
-        row = await create_delegation(session, from_id=from_id, to_id=body.to, starts=body.starts, ends=body.ends,
-                                      policies=body.policies, known_policies=known,
+        row = await create_delegation(session, runtime, from_id=from_id, to_id=body.to, starts=body.starts,
+                                      ends=body.ends, policies=body.policies, known_policies=known,
                                       reason=body.reason, created_by=person.id, now=clock.now())
         answer = write.respond(_public(row, runtime.timezone), status_code=201)
     return answer

@@ -19,7 +19,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -40,13 +40,16 @@ __all__ = [
     "RenderContextError",
     "RenderedMessage",
     "build_email",
+    "local_date",
     "local_time",
+    "markdown_escape",
     "render",
 ]
 
 EVENTS: frozenset[str] = frozenset(
     {"step_assigned", "request_decided", "step_escalated", "obligation_reminder", "obligation_overdue",
-     "submission_reviewed", "request_returned", "request_withdrawn", "digest", "escalation_report", "audit_broken"}
+     "submission_reviewed", "request_returned", "request_withdrawn", "digest", "escalation_report", "audit_broken",
+     "request_filed", "step_reminder", "delegated", "obligation_opened", "weekly_points"}
 )
 
 # Accepted spellings → the code used in template file names.
@@ -66,6 +69,7 @@ _PROVISIONAL_NOTE = {
 # otherwise go out as raw 8bit, which a relay without 8BITMIME may mangle.
 _POLICY = email.policy.SMTP.clone(cte_type="7bit")
 _CONTROL = re.compile(r"[\r\n\x00]")
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]]")  # escaped by the `md` filter
 # RFC 5322 msg-id with dot-atom-text on both sides: what we generate, and nothing that
 # a mail client could read two ways.
 _MSG_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
@@ -114,6 +118,27 @@ def local_time(value: str | datetime, lang: str = "zh") -> str:
     if _language_code(lang) == "en":
         return f"{instant.day} {_EN_MONTHS[instant.month - 1]} {clock}"
     return f"{instant.month}月{instant.day}日 {clock}"
+
+
+def local_date(value: str | date | datetime, lang: str = "zh") -> str:
+    """Format a day as "12月7日" (zh) or "7 Dec" (en): an ISO date, or an instant's date in its own offset."""
+    if isinstance(value, str):
+        day = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    else:
+        day = value
+    if isinstance(day, datetime):
+        if day.utcoffset() is None:
+            raise ValueError(f"instant {value!r} has no UTC offset; pass e.g. '2026-12-07T18:00:00+08:00'")
+        day = day.date()
+    if _language_code(lang) == "en":
+        return f"{day.day} {_EN_MONTHS[day.month - 1]}"
+    return f"{day.month}月{day.day}日"
+
+
+def markdown_escape(value: Any) -> str:
+    """User text made inert in chat-bot markdown: each of [ ] * _ ` and the backslash gets a backslash
+    before it, and line breaks become spaces (a title must not close a bold span, open a link or start a line)."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", " ".join(str(value).splitlines()))
 
 
 def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> RenderedMessage:
@@ -233,6 +258,8 @@ def _environment(code: str) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = functools.partial(local_time, lang=code)
+    env.filters["local_date"] = functools.partial(local_date, lang=code)
+    env.filters["md"] = markdown_escape  # user text in the chat-bot form (`<event>.<lang>.md.j2`)
     env.globals["provisional_note"] = _PROVISIONAL_NOTE[code]
     return env
 

@@ -22,14 +22,31 @@ SYSTEM_NAME = "系统（超时自动处理）"
 
 
 async def notify_assigned(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
-                          step: StepRow, people: Sequence[str], *, event_key: str, now: datetime) -> None:
-    """Queue a `step_assigned` mail to each person (also used for step reminders)."""
+                          step: StepRow, people: Sequence[str], *, event_key: str, now: datetime,
+                          event: str = "step_assigned") -> None:
+    """Queue `event` to each person: `step_assigned` when the step becomes theirs, `step_reminder` when its
+    deadline nears (the sweep's remind thresholds); both carry the request, the step and its link."""
     found = await people_by_id(session, {*people, request.requester_id})
     context = await request_context_of(session, request, policy, found[request.requester_id])
     for person_id in people:
-        await queue_message(session, event_key=event_key, event="step_assigned", recipient=found[person_id], now=now,
-                      context={"request": context, "step": step_context(step, policy.timezone),
-                               "link": f"{runtime.public_url}/requests/{request.id}"})
+        await queue_message(session, event_key=event_key, event=event, recipient=found[person_id], now=now,
+                            context={"request": context, "step": step_context(step, policy.timezone),
+                                     "link": f"{runtime.public_url}/requests/{request.id}"})
+
+
+async def notify_filed(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,
+                       step: StepRow | None, *, now: datetime) -> None:
+    """Queue `request_filed` to the requester: what they filed, the step it now waits on (None when the
+    chain already finished), who decides it and by when."""
+    waiting_on = [p for p in step.assignees if p not in step.approved_by] if step is not None else []
+    found = await people_by_id(session, {*waiting_on, request.requester_id})
+    requester = found[request.requester_id]
+    await queue_message(session, event_key=f"request:{request.id}:filed", event="request_filed", recipient=requester,
+                        now=now,
+                        context={"request": await request_context_of(session, request, policy, requester),
+                                 "step": step_context(step, policy.timezone) if step is not None else None,
+                                 "waiting_on": "、".join(found[p].name for p in waiting_on if p in found),
+                                 "link": f"{runtime.public_url}/requests/{request.id}"})
 
 
 async def notify_requester(session: AsyncSession, runtime: Runtime, request: RequestRow, policy: ApprovalPolicy,

@@ -29,7 +29,7 @@ from policies.durations import add_duration
 from policies.escalation import step_thresholds
 from policies.forms import FormError, form_to_json, validate_form
 from policies.models import ApprovalPolicy
-from store.approval_mail import notify_assigned, notify_requester
+from store.approval_mail import notify_assigned, notify_filed, notify_requester
 from store.attachments import attach
 from store.audit import append_audit
 from store.decision_record import audit_action, audit_data, decided_place, decision_target
@@ -49,7 +49,8 @@ from store.tables import (
 
 async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: str, form: object,
                        requester_id: str, now: datetime, attach_files: bool = True) -> RequestRow:
-    """Validate the form, plan the route, store the request and open its first step."""
+    """Validate the form, plan the route, store the request and open its first step; the requester is told
+    (`request_filed`, event key `request:<id>:filed`) in the same transaction."""
     version_id, policy = runtime.registry.current_approval(policy_id)
     org = await load_organisation(session)
     if requester_id not in org.people:
@@ -76,6 +77,8 @@ async def file_request(session: AsyncSession, runtime: Runtime, *, policy_id: st
     if attach_files:
         await _attach_form_files(session, policy, values, request, requester_id, now)
     await _open_step(session, runtime, request, policy, steps[0], now=now)
+    await notify_filed(session, runtime, request, policy, next((s for s in steps if s.state == "pending"), None),
+                       now=now)
     return request
 
 

@@ -22,7 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from policies.chain import Delegation
 from store.audit import append_audit
 from store.errors import ForbiddenError, InvalidInputError, NotFoundError
-from store.tables import DelegationRow, PersonRow
+from store.notices import local_iso, to_local
+from store.outbox import queue_message
+from store.runtime import Runtime
+from store.tables import DelegationRow, DepartmentRow, PersonRow
 
 MAX_LENGTH = timedelta(days=366)
 
@@ -45,9 +48,11 @@ def delegators(delegations: Iterable[Delegation], *, policy: str, now: datetime)
     return {d.from_ for d in delegations if d.covers(policy=policy, at=now)}
 
 
-async def create_delegation(session: AsyncSession, *, from_id: str, to_id: str, starts: datetime, ends: datetime,
-                            policies: Sequence[str], known_policies: Iterable[str], reason: str | None,
-                            created_by: str, now: datetime) -> DelegationRow:
+async def create_delegation(session: AsyncSession, runtime: Runtime, *, from_id: str, to_id: str, starts: datetime,
+                            ends: datetime, policies: Sequence[str], known_policies: Iterable[str],
+                            reason: str | None, created_by: str, now: datetime) -> DelegationRow:
+    """Store a delegation (the rules in the module docstring), audit it and tell the delegate (`delegated`,
+    event key `delegation:<id>:created`), all in the caller's transaction."""
     problems: dict[str, str] = {}
     if ends <= starts:
         problems["ends"] = "must be after starts"
@@ -84,7 +89,31 @@ async def create_delegation(session: AsyncSession, *, from_id: str, to_id: str, 
                        subject_id=row.id or 0,
                        data={"from": from_id, "to": to_id, "starts": starts.isoformat(), "ends": ends.isoformat(),
                              "policies": list(policies), "reason": reason})
+    await _notify_delegate(session, runtime, row, found[from_id], found[to_id], now=now)
     return row
+
+
+async def _notify_delegate(session: AsyncSession, runtime: Runtime, row: DelegationRow, giver: PersonRow,
+                           delegate: PersonRow, *, now: datetime) -> None:
+    department = await session.get(DepartmentRow, giver.department_code)
+    tz = runtime.timezone
+    ends = to_local(row.ends, tz)
+    assert ends is not None
+    titles = []
+    for policy_id in row.policies:
+        try:
+            titles.append(runtime.registry.current_approval(policy_id)[1].title)
+        except LookupError:  # checked above against the known policies; a title is only for reading
+            titles.append(policy_id)
+    await queue_message(session, event_key=f"delegation:{row.id}:created", event="delegated", recipient=delegate,
+                        now=now,
+                        context={"delegation_id": row.id, "from_name": giver.name,
+                                 "from_department": department.name if department else "",
+                                 "starts_at": local_iso(row.starts, tz), "ends_at": ends.isoformat(),
+                                 # `ends` is excluded: a delegation ending at 00:00 covers the day before
+                                 "last_day": ends.subtract(microseconds=1).date().isoformat(),
+                                 "policies": titles, "reason": row.reason,
+                                 "link": f"{runtime.public_url}/inbox"})
 
 
 async def revoke_delegation(session: AsyncSession, *, delegation_id: int, person: PersonRow,

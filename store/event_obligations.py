@@ -5,6 +5,7 @@ with that trigger opens for the department concerned, due as policies/events.py 
 The period of such an obligation is the event: `period_key` is "ev:" and a digest of the reporter's
 reference (case number, transfer id), so the unique (policy, obligation, owner, period) key makes reporting
 the same event twice open nothing new; `event_ref` keeps the reference itself, `event_at` the instant.
+The people responsible for an obligation that opens are told at once (`obligation_opened`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pendulum
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.durations import Deadline
@@ -23,8 +24,11 @@ from policies.events import due_after_event
 from policies.models import CalendarPolicy
 from policies.models.obligation import ObligationRules
 from store.audit import append_audit
+from store.digests import responsible
 from store.errors import ForbiddenError, InvalidInputError, NotFoundError
+from store.notices import local_iso, obligation_context
 from store.obligation_access import SUBMITS_FOR_ANY
+from store.outbox import queue_message
 from store.runtime import Runtime
 from store.tables import DepartmentRow, ObligationRow, PersonRow, ThresholdRow
 
@@ -122,9 +126,33 @@ async def report_event(session: AsyncSession, runtime: Runtime, *, event: str, r
                            data={"event": event, "reference": reference, "occurred_at": occurred_at.isoformat(),
                                  "policy": item.policy.id, "obligation": item.obligation_id,
                                  "department": chosen, "due_at": due.at.isoformat()})
+        await _notify_opened(session, runtime, row, item, reporter=reporter, occurred_at=occurred_at, now=now)
         opened.append(row)
     return EventReport(event=event, reference=reference, department=chosen, occurred_at=occurred_at,
                        opened=opened, existing=kept)
+
+
+async def _notify_opened(session: AsyncSession, runtime: Runtime, row: ObligationRow, item: Triggered, *,
+                         reporter: PersonRow, occurred_at: datetime, now: datetime) -> None:
+    """Tell the people responsible (the owner role in the department, or its head; active people only) that
+    the report is owed, in the transaction that opened it (event key `obligation:<id>:opened`). Calendar
+    obligations get no such message when the materialise flow creates them: they are created months ahead,
+    and their reminders (`remind:` thresholds) and the daily digest tell people when it matters."""
+    department = await session.get(DepartmentRow, row.owner_department)
+    head_id = department.head_id if department else None
+    people = {p.id: p for p in (await session.execute(select(PersonRow).where(or_(
+        PersonRow.department_code == row.owner_department, PersonRow.id == head_id)))).scalars()}
+    targets = [pid for pid in responsible(row.owner_department, item.rules.owner.role, people,
+                                          {row.owner_department: head_id})
+               if pid in people and people[pid].active]
+    tz = item.policy.timezone
+    context = {"obligation": obligation_context(row, item.policy.title, department.name if department else "", tz),
+               "event": {"name": item.rules.trigger, "reference": row.event_ref,
+                         "occurred_at": local_iso(occurred_at, tz), "reporter_name": reporter.name},
+               "link": f"{runtime.public_url}/obligations/{row.id}"}
+    for person_id in targets:
+        await queue_message(session, event_key=f"obligation:{row.id}:opened", event="obligation_opened",
+                            recipient=people[person_id], context=context, now=now)
 
 
 def add_thresholds(session: AsyncSession, row: ObligationRow, deadline: Deadline, rules: ObligationRules,

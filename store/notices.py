@@ -24,7 +24,8 @@ def local_iso(at: datetime | None, tz: str) -> str | None:
 
 def request_context(request: RequestRow, policy: ApprovalPolicy, requester: PersonRow,
                     department_name: str) -> dict[str, Any]:
-    fields = [{"label": spec.label, "value": _show(request.form.get(name), spec.type)}
+    # `money` marks the amounts, which the short chat-bot form shows among the key facts
+    fields = [{"label": spec.label, "value": _show(request.form.get(name), spec.type), "money": spec.type == "money"}
               for name, spec in policy.form.items() if request.form.get(name) not in (None, "")]
     return {"id": request.id, "title": request.title, "policy_title": policy.title,
             "requester_name": requester.name, "requester_department": department_name, "fields": fields}

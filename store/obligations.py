@@ -93,7 +93,10 @@ async def materialise_policy(session: AsyncSession, runtime: Runtime, *, version
                              first: date | None = None, last: date | None = None,
                              not_due_before: datetime | None = None) -> MaterialiseResult:
     """Create the obligations of one calendar policy (due on or after `not_due_before`) for each obligation's
-    periods that overlap `first` … `last` or are due within it, or that overlap one of `periods`."""
+    periods that overlap `first` … `last` or are due within it, or that overlap one of `periods`.
+
+    Nobody is told here (unlike an event's obligation, which sends `obligation_opened`): calendar obligations
+    are created months ahead, and their reminders and the daily digest tell people when it matters."""
     policy = loaded.policy
     assert isinstance(policy, CalendarPolicy)
     if (periods is None) == (first is None or last is None):

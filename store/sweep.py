@@ -1,6 +1,6 @@
 """Fire thresholds that have come due: one indexed range scan, then compare-and-set per threshold.
 
-A step threshold reminds the undecided assignees (`remind-n`, mailed as `step_assigned` with the event key
+A step threshold reminds the undecided assignees (`remind-n`, mailed as `step_reminder` with the event key
 `step:<id>:remind-n`), or fires an escalation rung: notify (督办 mail, the people become watchers),
 reassign (the undecided places move; new assignments and `step_assigned` mail), or decide (the system
 approves or rejects, as actor "system"; audit and outbox as for a person's decision). Automatic decisions
@@ -136,12 +136,11 @@ async def _fire_step(session: AsyncSession, runtime: Runtime, org: Organisation,
     assert isinstance(policy, ApprovalPolicy)
     waiting_on = [a for a in step.assignees if a not in step.approved_by]
     if threshold.action == "remind":
-        # No `step_reminder` template yet: the reminder reuses `step_assigned` (the notifications issue).
         await append_audit(session, at=now, actor_id=None, action="step.reminded", subject_type="request",
                            subject_id=request.id or 0,
                            data={"step": step.step_key, "threshold": threshold.key, "to": waiting_on})
         await notify_assigned(session, runtime, request, policy, step, waiting_on,
-                              event_key=f"step:{step.id}:{threshold.key}", now=now)
+                              event_key=f"step:{step.id}:{threshold.key}", now=now, event="step_reminder")
         return "fired"
     rung = policy.step(step.policy_step or step.step_key).escalate[threshold.rung or 0]  # 加签 steps: their rules
     state, rows = await request_state(session, request, policy)

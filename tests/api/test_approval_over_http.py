@@ -54,11 +54,11 @@ async def test_approval_emails_the_requester_over_real_smtp(live_server, mail: M
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "approved"
     report = await deliver_now()
-    assert report["sent"] == 2  # the approver's assignment, then the requester's outcome
+    assert report["sent"] == 3  # the approver's assignment, the requester's confirmation, then the outcome
     inbox = list_caught(mail.maildir, recipient="huang.lei@hospital.example")
-    assert len(inbox) == 1
-    assert inbox[0].subject.startswith("已批准")
-    assert "刘洋" in inbox[0].text
+    assert sorted(m.subject[:3] for m in inbox) == ["已批准", "已提交"]
+    [decided] = [m for m in inbox if m.subject.startswith("已批准")]
+    assert "刘洋" in decided.text
     with live_server.client("liu.yang") as client:
         assert client.get("/api/tasks").json()["count"] == 0
 

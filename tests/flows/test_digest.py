@@ -83,8 +83,9 @@ async def test_overdue_reports_and_a_delegate_are_in_the_digest(runtime, prefect
     await _world(runtime)
     monday = pendulum.datetime(2026, 11, 16, 8, 30, tz=SHANGHAI)
     async with runtime.write() as session:
-        await create_delegation(session, from_id="liu.yang", to_id="wang.xiuying", starts=monday.subtract(days=1),
-                                ends=monday.add(days=5), policies=[], known_policies=["it-hardware-purchase"],
+        await create_delegation(session, runtime, from_id="liu.yang", to_id="wang.xiuying",
+                                starts=monday.subtract(days=1), ends=monday.add(days=5), policies=[],
+                                known_policies=["it-hardware-purchase"],
                                 reason="出差", created_by="liu.yang", now=monday.subtract(days=1))
     await digest(now=monday)
     queued = await _digests(runtime)

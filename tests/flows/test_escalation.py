@@ -176,12 +176,12 @@ async def test_quorum_of_two_closes_the_step_on_the_second_approval_and_records_
 
 
 async def test_step_reminder_mails_the_waiting_approver_once_before_the_sla(runtime, prefect_harness):
-    """SLA due 2026-10-08 16:00; `remind: [4 hours]` → 12:00. No `step_reminder` template yet: `step_assigned`."""
+    """SLA due 2026-10-08 16:00; `remind: [4 hours]` → 12:00, mailed as `step_reminder`."""
     request, steps = await _file_review(runtime)
     assert (await sweep(now=pendulum.datetime(2026, 10, 8, 11, 59, tz=SHANGHAI)))["fired"] == 0
     assert (await sweep(now=pendulum.datetime(2026, 10, 8, 12, 30, tz=SHANGHAI)))["fired"] == 1
     assert (await sweep(now=pendulum.datetime(2026, 10, 8, 12, 40, tz=SHANGHAI)))["fired"] == 0
-    reminders = [m for m in await _mails(runtime, "step_assigned") if m.event_key.endswith(":remind-1:zheng.hao")]
+    reminders = [m for m in await _mails(runtime, "step_reminder") if m.event_key.endswith(":remind-1:zheng.hao")]
     assert [m.event_key for m in reminders] == [f"step:{steps[0].id}:remind-1:zheng.hao"]
     assert [e.action for e in await _audit(runtime, request.id)][-1] == "step.reminded"
 

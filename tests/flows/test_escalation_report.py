@@ -73,7 +73,7 @@ def _counts(obligations: int, steps: int, escalated: int) -> dict[str, int]:
 async def test_each_manager_gets_their_departments_overdue_items_with_the_trend(runtime, prefect_harness, mail):
     request_id, _ = await _world(runtime)
     totals = await escalation_report(now=WEEK_47)
-    assert totals == {"period": "2026-W47", "managers": 4, "queued": 4, "already_queued": 0}
+    assert totals == {"period": "2026-W47", "managers": 4, "queued": 4, "already_queued": 0, "points_queued": 0}
     reports = await _reports(runtime, "2026-W47")
     # 绩效办: head feng.xue, leader in charge chen.jing; 综合管理部: head liu.yang, leader in charge li.ming
     assert sorted(reports) == ["chen.jing", "feng.xue", "li.ming", "liu.yang"]
@@ -109,7 +109,7 @@ async def test_a_rerun_in_the_same_week_queues_nothing(runtime, prefect_harness)
     await _world(runtime)
     await escalation_report(now=WEEK_47)
     again = await escalation_report(now=WEEK_47.add(days=1))
-    assert again == {"period": "2026-W47", "managers": 4, "queued": 0, "already_queued": 4}
+    assert again == {"period": "2026-W47", "managers": 4, "queued": 0, "already_queued": 4, "points_queued": 0}
 
 
 async def test_the_previous_week_is_recomputed_from_rows_and_a_cleared_department_is_reported_once(

@@ -5,11 +5,13 @@ import email.policy
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
 
+import notifications.email
 from notifications.email import (
     EVENTS,
     HeaderInjectionError,
@@ -17,7 +19,9 @@ from notifications.email import (
     RenderContextError,
     RenderedMessage,
     build_email,
+    local_date,
     local_time,
+    markdown_escape,
     render,
 )
 
@@ -27,10 +31,15 @@ PROVISIONAL = {
 }
 REQUEST_LINK = "https://duly.example.cn/requests/12"
 OBLIGATION_LINK = "https://duly.example.cn/obligations/7"
+INBOX_LINK = "https://duly.example.cn/inbox"
+CALENDAR_LINK = "https://duly.example.cn/calendar"
 BEIJING = timezone(timedelta(hours=8))
 # One request or obligation per message; the digest, the escalation report and audit_broken are tested with
 # the contexts their flows build (tests/flows/test_digest.py, test_escalation_report.py, test_housekeeping.py).
 ITEM_EVENTS = EVENTS - {"digest", "escalation_report", "audit_broken"}
+# The events sent to chat bots too: each has a short markdown form (`<event>.<lang>.md.j2`).
+CHAT_EVENTS = ITEM_EVENTS
+UNDATED_EVENTS = {"request_decided", "request_returned", "request_withdrawn", "delegated", "weekly_points"}
 
 
 def representative_context(event: str, *, provisional: bool = False) -> dict[str, Any]:
@@ -41,8 +50,8 @@ def representative_context(event: str, *, provisional: bool = False) -> dict[str
         "requester_name": "王芳",
         "requester_department": "信息中心",
         "fields": [
-            {"label": "金额", "value": "¥48,000.00"},
-            {"label": "用途", "value": "门诊叫号系统服务器"},
+            {"label": "金额", "value": "¥48,000.00", "money": True},
+            {"label": "用途", "value": "门诊叫号系统服务器", "money": False},
         ],
     }
     step = {"title": "分管院领导审批", "due_at": "2026-12-01T17:00:00+08:00", "provisional": provisional}
@@ -73,8 +82,40 @@ def representative_context(event: str, *, provisional: bool = False) -> dict[str
         "request_returned": {"request": request, "decider_name": "李院长", "reason": "请补充报价单。",
                              "link": REQUEST_LINK},
         "request_withdrawn": {"request": request, "decider_name": "王芳", "reason": None, "link": REQUEST_LINK},
+        "request_filed": {"request": request, "step": step, "waiting_on": "张主任、李院长", "link": REQUEST_LINK},
+        "step_reminder": {"request": request, "step": step, "link": REQUEST_LINK},
+        "delegated": {"delegation_id": 4, "from_name": "张主任", "from_department": "信息中心",
+                      "starts_at": "2026-12-01T00:00:00+08:00", "ends_at": "2026-12-08T00:00:00+08:00",
+                      "last_day": "2026-12-07", "policies": ["信息化设备采购审批办法"], "reason": "外出培训",
+                      "link": INBOX_LINK},
+        "obligation_opened": {"obligation": {**obligation, "id": 31, "title": "离职人员信息系统账号变更",
+                                             "policy_title": "信息系统账号管理制度", "period": "ev:1f3a9c0d2b4e6f70",
+                                             "due_at": "2026-12-03T17:00:00+08:00", "owner_department": "信息中心"},
+                              "event": {"name": "staff_departure", "reference": "离职-2026-031",
+                                        "occurred_at": "2026-11-26T10:00:00+08:00", "reporter_name": "人事科 赵敏"},
+                              "link": OBLIGATION_LINK},
+        "weekly_points": {"head_name": "张伟", "week": "2026-W47", "week_start": "2026-11-16",
+                          "week_end": "2026-11-22", "previous_week": "2026-W46", "half_year": "2026-H2",
+                          "departments": [{"code": "medical_section", "name": "医政科", "total": 2,
+                                           "previous_total": -1, "change": 3, "rank": 1, "ranked": 5,
+                                           "policies": [{"id": "information-items",
+                                                         "title": "信息报送与每周工作安排（积分）", "points": 2,
+                                                         "previous": -1,
+                                                         "counts": {"on_time": 2, "late": 0, "missing": 0},
+                                                         "half_year_total": 63}]}],
+                          "link": CALENDAR_LINK},
     }
     return contexts[event]
+
+
+def headline(event: str, context: dict[str, Any]) -> str:
+    """The user text every form of the message names: what it is about."""
+    if "request" in context:
+        return str(context["request"]["title"])
+    if "obligation" in context:
+        return str(context["obligation"]["title"])
+    return {"delegated": lambda: context["from_name"],
+            "weekly_points": lambda: context["departments"][0]["name"]}[event]()
 
 
 def rendered_sample(subject: str = "请审批：信息化硬件采购申请 #12") -> RenderedMessage:
@@ -111,7 +152,7 @@ class TestRender:
         assert context["link"] in rendered.text
         assert f'href="{context["link"]}"' in rendered.html
         assert rendered.html.startswith("<!DOCTYPE html>")
-        title = context["request"]["title"] if "request" in context else context["obligation"]["title"]
+        title = headline(event, context)
         assert title in rendered.subject and title in rendered.text and title in rendered.html
 
     @pytest.mark.parametrize(
@@ -123,6 +164,13 @@ class TestRender:
             ("step_escalated", {}, "督办：信息化硬件采购申请 #12 已超时未审批"),
             ("obligation_reminder", {}, "请在 11月15日 23:59 前报送：医院工作报表（门诊部分）"),
             ("obligation_overdue", {}, "逾期未报：医院工作报表（门诊部分）（2026-10）"),
+            ("request_filed", {}, "已提交：信息化硬件采购申请 #12，等待分管院领导审批（12月1日 17:00 前）"),
+            ("request_filed", {"step": None, "waiting_on": ""}, "已提交：信息化硬件采购申请 #12，审批已结束"),
+            ("step_reminder", {}, "提醒：请在 12月1日 17:00 前审批：信息化硬件采购申请 #12"),
+            ("delegated", {}, "张主任 委托您代为审批（12月1日 – 12月7日）：信息化设备采购审批办法"),
+            ("delegated", {"policies": []}, "张主任 委托您代为审批（12月1日 – 12月7日）"),
+            ("obligation_opened", {}, "新报送任务：请在 12月3日 17:00 前报送：离职人员信息系统账号变更"),
+            ("weekly_points", {}, "积分周报（2026-W47）：医政科 本周 +2 分，排名 1/5"),
         ],
     )
     def test_chinese_subjects_read_as_institutions_write_them(
@@ -139,6 +187,14 @@ class TestRender:
             ("step_escalated", {}, "Follow-up: 信息化硬件采购申请 #12 is overdue for approval"),
             ("obligation_reminder", {}, "Please submit by 15 Nov 23:59: 医院工作报表（门诊部分）"),
             ("obligation_overdue", {}, "Overdue, not submitted: 医院工作报表（门诊部分） (2026-10)"),
+            ("request_filed", {}, "Filed: 信息化硬件采购申请 #12, waiting for 分管院领导审批 (by 1 Dec 17:00)"),
+            ("request_filed", {"step": None, "waiting_on": ""},
+             "Filed: 信息化硬件采购申请 #12, approval already finished"),
+            ("step_reminder", {}, "Reminder: please decide by 1 Dec 17:00: 信息化硬件采购申请 #12"),
+            ("delegated", {}, "张主任 asks you to decide their approvals (1 Dec – 7 Dec): 信息化设备采购审批办法"),
+            ("delegated", {"policies": []}, "张主任 asks you to decide their approvals (1 Dec – 7 Dec)"),
+            ("obligation_opened", {}, "New report: please submit by 3 Dec 17:00: 离职人员信息系统账号变更"),
+            ("weekly_points", {}, "Weekly points 2026-W47: 医政科 +2 (rank 1 of 5)"),
         ],
     )
     def test_english_subjects(self, event: str, changes: dict[str, Any], subject: str) -> None:
@@ -160,8 +216,7 @@ class TestRender:
         assert "理由" not in rendered.text and "意见" not in rendered.text
 
     @pytest.mark.parametrize("lang", ["zh-CN", "en"])
-    @pytest.mark.parametrize("event", sorted(ITEM_EVENTS - {"request_decided", "request_returned",
-                                                         "request_withdrawn"}))
+    @pytest.mark.parametrize("event", sorted(ITEM_EVENTS - UNDATED_EVENTS))
     def test_provisional_deadline_is_marked_in_text_and_html(self, event: str, lang: str) -> None:
         marked = render(event, representative_context(event, provisional=True), lang=lang)
         plain = render(event, representative_context(event, provisional=False), lang=lang)
@@ -226,6 +281,153 @@ class TestRender:
             render("request_decided", context)
 
         assert "withdrawn" in str(caught.value)
+
+
+class TestNewEventBodies:
+    @pytest.mark.parametrize(("lang", "waiting"), [
+        ("zh-CN", "现等待 张主任、李院长 审批（分管院领导审批），审批期限：12月1日 17:00 前"),
+        ("en", "waiting for 张主任、李院长 (分管院领导审批), to be decided by 1 Dec 17:00."),
+    ])
+    def test_filing_tells_the_requester_who_decides_next_and_by_when(self, lang: str, waiting: str) -> None:
+        rendered = render("request_filed", representative_context("request_filed"), lang=lang)
+
+        assert waiting in rendered.text
+        assert "张主任、李院长" in rendered.html and "¥48,000.00" in rendered.text
+
+    def test_a_filing_without_an_open_step_says_the_approval_has_finished(self) -> None:
+        context = {**representative_context("request_filed"), "step": None, "waiting_on": ""}
+
+        rendered = render("request_filed", context)
+
+        assert "没有需要审批的环节，审批已结束。" in rendered.text and "审批期限" not in rendered.text
+
+    def test_a_step_reminder_is_not_worded_as_a_new_assignment(self) -> None:
+        reminder = render("step_reminder", representative_context("step_reminder"))
+        assigned = render("step_assigned", representative_context("step_assigned"))
+
+        assert "仍在等待您审批" in reminder.text and "审批期限临近" in reminder.html
+        assert reminder.subject != assigned.subject and "仍在等待" not in assigned.text
+
+    @pytest.mark.parametrize(("lang", "period"), [
+        ("zh-CN", "自 12月1日 00:00 起至 12月8日 00:00 止代为审批以下事项"),
+        ("en", "from 1 Dec 00:00 until 8 Dec 00:00, for: 信息化设备采购审批办法"),
+    ])
+    def test_a_delegation_states_its_exact_period_scope_and_reason(self, lang: str, period: str) -> None:
+        rendered = render("delegated", representative_context("delegated"), lang=lang)
+
+        assert period in rendered.text and "外出培训" in rendered.text and INBOX_LINK in rendered.text
+
+    def test_a_delegation_without_policies_covers_every_approval(self) -> None:
+        rendered = render("delegated", {**representative_context("delegated"), "policies": [], "reason": None})
+
+        assert "代为审批其全部审批事项" in rendered.text and "委托原因" not in rendered.text
+
+    def test_an_opened_obligation_names_the_event_that_opened_it(self) -> None:
+        rendered = render("obligation_opened", representative_context("obligation_opened"))
+
+        assert "人事科 赵敏 上报了事件「离职-2026-031」（发生于 11月26日 10:00）" in rendered.text
+        assert "请在 12月3日 17:00 前报送「离职人员信息系统账号变更」" in rendered.text
+        assert "离职-2026-031" in rendered.html and "ev:" not in rendered.text
+
+    @pytest.mark.parametrize(("lang", "line"), [
+        ("zh-CN", "- 信息报送与每周工作安排（积分）：本周 +2（按时 2、逾期 0、未报 0），上周 -1，半年累计 63 分"),
+        ("en", "- 信息报送与每周工作安排（积分）: +2 (2 on time, 0 late, 0 missing), week before -1, "
+               "half-year total 63"),
+    ])
+    def test_weekly_points_list_each_policy_with_both_weeks_and_the_half_year(self, lang: str, line: str) -> None:
+        rendered = render("weekly_points", representative_context("weekly_points"), lang=lang)
+
+        assert line in rendered.text
+        assert "11月16日 – 11月22日" in rendered.text or "16 Nov – 22 Nov" in rendered.text
+        assert ">+2</td>" in rendered.html and ">63</td>" in rendered.html
+
+    def test_weekly_points_for_a_head_of_two_departments_name_both_in_the_subject(self) -> None:
+        context = copy.deepcopy(representative_context("weekly_points"))
+        context["departments"].append({**context["departments"][0], "name": "疾病预防控制科", "total": -1,
+                                       "rank": 5})
+
+        assert render("weekly_points", context).subject == \
+            "积分周报（2026-W47）：医政科 本周 +2 分，排名 1/5；疾病预防控制科 本周 -1 分，排名 5/5"
+
+
+class TestChatMarkdown:
+    @pytest.mark.parametrize(("lang", "action"), [("zh-CN", "查看详情"), ("en", "Open")])
+    @pytest.mark.parametrize("event", sorted(CHAT_EVENTS))
+    def test_every_chat_event_has_a_short_markdown_form_ending_with_its_link(
+            self, event: str, lang: str, action: str) -> None:
+        context = representative_context(event)
+
+        markdown = render(event, context, lang=lang).markdown
+
+        lines = markdown.splitlines()
+        assert 2 <= len(lines) <= 5, markdown
+        assert lines[0].startswith("**") and lines[0].endswith("**")
+        assert lines[-1] == f"[{action}]({context['link']})"
+        assert headline(event, context) in markdown
+
+    @pytest.mark.parametrize("event", sorted(EVENTS - CHAT_EVENTS))
+    def test_digests_and_reports_have_no_chat_form(self, event: str) -> None:
+        assert not (Path(notifications.email.__file__).parent / "templates" / f"{event}.zh.md.j2").exists()
+
+    @pytest.mark.parametrize(("lang", "facts"), [("zh-CN", "申请人：信息中心 王芳，金额：¥48,000.00"),
+                                                 ("en", "Requester: 王芳 (信息中心); 金额: ¥48,000.00")])
+    def test_an_approval_shows_the_requester_and_the_amount_but_not_other_fields(self, lang: str, facts: str) -> None:
+        markdown = render("step_assigned", representative_context("step_assigned"), lang=lang).markdown
+
+        assert facts in markdown.splitlines()[1]
+        assert "门诊叫号系统服务器" not in markdown
+
+    def test_the_first_line_says_what_to_do_and_by_when(self) -> None:
+        markdown = render("step_reminder", representative_context("step_reminder", provisional=True)).markdown
+
+        assert markdown.splitlines()[0] == "**提醒：请在 12月1日 17:00 前审批（日期暂定）：信息化硬件采购申请 #12**"
+
+    def test_a_title_with_markdown_characters_cannot_break_the_markup(self) -> None:
+        context = copy.deepcopy(representative_context("step_assigned"))
+        context["request"]["title"] = "采购*加急*_[点我](https://evil.example)_`x`\n第二行"
+
+        markdown = render("step_assigned", context).markdown
+
+        assert "采购\\*加急\\*\\_\\[点我\\](https://evil.example)\\_\\`x\\` 第二行" in markdown
+        assert "](https://evil.example)" not in markdown.replace("\\]", "")
+        assert len(markdown.splitlines()) == 4  # the line break in the title did not add a line
+
+    @pytest.mark.parametrize(("value", "escaped"), [
+        ("普通标题", "普通标题"),
+        ("a*b*", "a\\*b\\*"),
+        ("[x](y)", "\\[x\\](y)"),
+        ("snake_case `code`", "snake\\_case \\`code\\`"),
+        ("back\\slash", "back\\\\slash"),
+        ("两行\r\n文字", "两行 文字"),
+        (48000, "48000"),
+    ])
+    def test_md_filter_escapes_markdown_specials_and_joins_lines(self, value: object, escaped: str) -> None:
+        assert markdown_escape(value) == escaped
+
+    def test_plain_text_and_html_keep_the_title_unescaped_for_markdown(self) -> None:
+        context = copy.deepcopy(representative_context("step_assigned"))
+        context["request"]["title"] = "采购_加急_"
+
+        rendered = render("step_assigned", context)
+
+        assert "采购_加急_" in rendered.text and "采购_加急_" in rendered.html
+
+
+class TestLocalDate:
+    @pytest.mark.parametrize(("value", "lang", "shown"), [
+        ("2026-12-07", "zh", "12月7日"),
+        ("2026-12-07", "en", "7 Dec"),
+        ("2026-12-07T23:30:00+08:00", "zh", "12月7日"),
+        ("2026-12-07T23:30:00+00:00", "en", "7 Dec"),  # its own offset: not moved to the 8th
+    ])
+    def test_a_date_or_an_instants_date_in_its_own_offset(self, value: str, lang: str, shown: str) -> None:
+        assert local_date(value, lang) == shown
+
+    def test_an_instant_without_offset_is_refused(self) -> None:
+        with pytest.raises(ValueError) as caught:
+            local_date("2026-12-07T09:00:00")
+
+        assert "offset" in str(caught.value)
 
 
 class TestLocalTime:

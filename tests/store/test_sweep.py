@@ -48,6 +48,7 @@ class TestCompareAndSet:
 
         assert counts == {"fired": 0, "skipped": 0, "lost": 1}
         assert [(m.event, m.recipient_id) for m in mailed] == [("step_assigned", "liu.yang"),
+                                                               ("request_filed", "huang.lei"),
                                                                ("step_escalated", "li.ming")]
         assert [m.id for m in await _outbox(runtime)] == [m.id for m in mailed]  # nothing queued by the loser
         async with runtime.sessions() as session:
