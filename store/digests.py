@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from policies.calendar import WorkCalendar
 from policies.models import CalendarPolicy
-from store.notices import local_iso
+from store.notices import local_iso, period_label
 from store.outbox import queue_once
 from store.request_lists import open_tasks
 from store.runtime import Runtime
@@ -204,7 +204,7 @@ def digest_context(digest: Digest, *, day: date, now: datetime, tz: str, public_
               "overdue_by": span(now - t.step.due_at) if _late(t.step.due_at, now) else None,
               "delegated_from": "、".join(name(p) for p in t.delegated_from),
               "link": f"{public_url}/requests/{t.request.id}"} for t in digest.tasks]
-    obligations = [{"id": o.id, "title": o.title, "period": o.period_key,
+    obligations = [{"id": o.id, "title": o.title, "period": period_label(o),
                     "department": departments.get(o.owner_department, o.owner_department),
                     "due_at": local_iso(o.due_at, tz), "provisional": o.provisional, "overdue": o.due_at < now,
                     "overdue_by": span(now - o.due_at) if o.due_at < now else None,

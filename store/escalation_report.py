@@ -33,7 +33,7 @@ from sqlalchemy import exists, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.digests import span
-from store.notices import local_iso
+from store.notices import local_iso, period_label
 from store.outbox import queue_once
 from store.runtime import Runtime
 from store.tables import (
@@ -270,7 +270,7 @@ def report_context(report: ManagerReport, *, tz: str, public_url: str, people: d
         departments.append({
             "code": s.code, "name": s.name, "relation": s.relation,
             "now": counts.as_dict(), "previous": s.before.as_dict(), "change": change(counts, s.before),
-            "obligations": [{"id": o.row.id, "title": o.row.title, "period": o.row.period_key,
+            "obligations": [{"id": o.row.id, "title": o.row.title, "period": period_label(o.row),
                              "due_at": local_iso(o.row.due_at, tz), "provisional": o.row.provisional,
                              "overdue_by": span(at - o.row.due_at), "escalated": o.escalated,
                              "link": f"{public_url}/obligations/{o.row.id}"} for o in s.now.obligations[:limit]],

@@ -38,8 +38,14 @@ def step_context(step: StepRow, tz: str) -> dict[str, Any]:
 def obligation_context(obligation: ObligationRow, policy_title: str, department_name: str,
                        tz: str) -> dict[str, Any]:
     return {"id": obligation.id, "title": obligation.title, "policy_title": policy_title,
-            "period": obligation.period_key, "due_at": local_iso(obligation.due_at, tz),
+            "period": period_label(obligation), "due_at": local_iso(obligation.due_at, tz),
             "provisional": obligation.provisional, "owner_department": department_name}
+
+
+def period_label(obligation: ObligationRow) -> str:
+    """The period people read: "2026-10", or for a report opened by an event, the event's reference (its
+    period key is an internal hash)."""
+    return obligation.event_ref or obligation.period_key
 
 
 def _show(value: Any, kind: str) -> str:

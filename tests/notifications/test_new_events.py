@@ -208,6 +208,7 @@ class TestObligationOpened:
                                     "occurred_at": "2026-06-10T16:00:00+08:00", "reporter_name": "肖明"}
         assert (context["obligation"]["due_at"], context["obligation"]["owner_department"]) == (
             "2026-06-17T23:59:59+08:00", "公共卫生监督科")
+        assert context["obligation"]["period"] == "案-2026-0610-01"  # the event's reference, not the internal key
         assert context["link"] == f"{profile.public_url}/obligations/{row.id}"
         assert render("obligation_opened", context).subject.startswith("新报送任务：请在 6月17日 23:59 前报送：")
 
