@@ -9,10 +9,10 @@ Someone who is not an administrator gets a 403 page saying so. No scripts: plain
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,14 +61,17 @@ def _item(row: NotificationRow, person: PersonRow, tz: str) -> dict[str, Any]:
 # --- 通知 ----------------------------------------------------------------------------------------------------
 
 @router.get("/notifications", response_class=HTMLResponse)
-async def notifications_page(person: PagePerson, session: SessionDep, http: Request) -> HTMLResponse:
-    rows = await list_notifications(session, person_id=person.id, limit=PAGE_SIZE)
+async def notifications_page(person: PagePerson, session: SessionDep, http: Request,
+                             before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> HTMLResponse:
+    """The newest PAGE_SIZE notifications, or those older than `before` (the 更早的通知 link)."""
+    rows = await list_notifications(session, person_id=person.id, limit=PAGE_SIZE, before=before)
     tz = http.app.state.runtime.timezone
     items = [_item(r, person, tz) for r in rows]
     done = {"all_read": "已全部标为已读。"}.get(http.query_params.get("done", ""), "")
     return await render(http, session, person, "notifications.html", {
         "unread_items": [i for i in items if i["unread"]], "read_items": [i for i in items if not i["unread"]],
-        "page_size": PAGE_SIZE, "done": done})
+        "page_size": PAGE_SIZE, "done": done, "paged": before is not None,
+        "older": rows[-1].id if len(rows) == PAGE_SIZE else None})
 
 
 @router.post("/notifications/read-all", response_class=HTMLResponse)

@@ -171,3 +171,17 @@ class TestPreferences:
         async with runtime.sessions() as session:
             assert (await session.execute(select(AuditEventRow).where(
                 AuditEventRow.action == "person.preferences"))).first() is None
+
+
+class TestThePage:
+    async def test_the_page_shows_the_newest_hundred_and_links_to_the_older_ones(self, live_server, runtime):
+        ids = [await notify(runtime, "huang.lei", minutes=i) for i in range(101)]
+        with live_server.client("huang.lei") as client:
+            newest = client.get("/notifications")
+            older = client.get(f"/notifications?before={ids[1]}")
+        assert newest.status_code == 200 and older.status_code == 200
+        assert f'action="/notifications/{ids[-1]}/open"' in newest.text
+        assert f'action="/notifications/{ids[0]}/open"' not in newest.text
+        assert f'href="/notifications?before={ids[1]}"' in newest.text
+        assert f'action="/notifications/{ids[0]}/open"' in older.text and "更早的通知" not in older.text
+        assert 'href="/notifications">← 最新通知' in older.text

@@ -151,16 +151,21 @@ class Listing:
     """Is the object in this answer?"""
     expect: Mapping[str, bool]
     what: str
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] | Callable[[World], Mapping[str, str]] = field(default_factory=dict)
+    """The query string, or a function of the world giving it (e.g. a page that starts at the object)."""
     xfail: Mapping[str, str] = field(default_factory=dict)
     """Persona → why this persona's answer is known to be wrong today."""
+
+    def params(self, world: World) -> dict[str, str]:
+        return dict(self.query(world) if callable(self.query) else self.query)
 
     def case_id(self, persona: str) -> str:
         return f"{self.method} {self.path} lists {self.what} to {persona}"
 
 
 def listing(route: str, what: str, shows: Callable[[World, httpx.Response], bool], *, requester: bool,
-            approver: bool, other_department: bool, admin: bool, query: Mapping[str, str] | None = None,
+            approver: bool, other_department: bool, admin: bool,
+            query: Mapping[str, str] | Callable[[World], Mapping[str, str]] | None = None,
             xfail: Mapping[str, str] | None = None) -> Listing:
     method, path = _split(route)
     return Listing(method, path, shows, dict(requester=requester, approver=approver,
