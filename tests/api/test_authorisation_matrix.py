@@ -746,6 +746,6 @@ async def test_the_signed_in_rows_and_listings_hold_on_postgresql(database_url: 
                  for r in rows for p in r.expect if p not in r.xfail
                  if (status := r.call(pg_world, p).status_code) != r.expect[p]]
         wrong += [li.case_id(p) for li in LISTINGS for p in li.expect if p not in li.xfail
-                  if li.shows(pg_world, pg_world.client(p).request(li.method, li.path, params=dict(li.query)))
+                  if li.shows(pg_world, pg_world.client(p).request(li.method, li.path, params=li.params(pg_world)))
                   is not li.expect[p]]
     assert not wrong, wrong

@@ -95,7 +95,7 @@ class TestMine:
             allowed = client.post("/api/me/chat-hooks", json={"kind": "feishu", "url": FEISHU,
                                                               "events": ["escalation_report"]})
         problem = allowed.json()["error"]["problems"]["events"]
-        assert "allowed: obligation_overdue, obligation_reminder, request_decided" in problem, problem
+        assert "allowed: delegated, obligation_opened, obligation_overdue, obligation_reminder" in problem, problem
         assert "audit_broken" not in problem.split("allowed:")[1], message
 
     async def test_someone_elses_hook_reads_as_missing_and_stays(self, live_server, runtime):
