@@ -176,9 +176,11 @@ def _dingtalk_url(hook: ChatHook, millis: int) -> str:
 
 
 def _dingtalk_body(message: ChatMessage, button: str) -> dict[str, Any]:
+    # DingTalk's markdown joins lines separated by a single line break: each line becomes a paragraph
+    text = "\n\n".join(line for line in (message.markdown or message.title).splitlines() if line.strip())
     card = {
         "title": message.title,
-        "text": message.markdown or message.title,
+        "text": text,
         "singleTitle": button,
         "singleURL": message.link,
     }

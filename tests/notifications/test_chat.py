@@ -97,7 +97,8 @@ class TestPayloads:
             "msgtype": "actionCard",
             "actionCard": {
                 "title": MESSAGE.title,
-                "text": MESSAGE.markdown,
+                # DingTalk joins lines a single line break separates: each line is its own paragraph
+                "text": "### 请审批：信息化硬件采购申请 #12\n\n信息中心 王芳 提交的申请需要您审批。",
                 "singleTitle": "查看详情",
                 "singleURL": LINK,
             },
