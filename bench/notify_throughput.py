@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pendulum  # noqa: E402
 from _seed import Stopwatch, bench_settings, common_arguments, database, db_kinds, load_note, print_table  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
+from sqlalchemy import update  # noqa: E402
 
 from duly.bootstrap import prepare  # noqa: E402
 from notifications.catcher import MailCatcher, free_port  # noqa: E402
@@ -38,7 +39,7 @@ from notifications.email import RenderedMessage, build_email  # noqa: E402
 from notifications.smtp import SmtpSettings, send_batch  # noqa: E402
 from store.outbox import queue_message  # noqa: E402
 from store.runtime import Runtime  # noqa: E402
-from store.tables import ChatHookRow, PersonRow  # noqa: E402
+from store.tables import ChatHookRow, OutboxRow, PersonRow  # noqa: E402
 
 NOW = pendulum.datetime(2026, 11, 16, 9, tz="Asia/Shanghai")
 BATCH = 100
@@ -57,6 +58,7 @@ class Discard:
 
 class _Robot(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body go in two segments and delayed ACKs cost 40 ms each
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -144,7 +146,8 @@ async def seed_again(runtime: Runtime, n: int) -> None:
 
 
 async def seed_chat(runtime: Runtime, n: int, port: int) -> None:
-    """A DingTalk hook of liu.yang's on the receiver; n events → n chat rows (and n e-mails, sent as well)."""
+    """A DingTalk hook of liu.yang's on the receiver; n events → n chat rows. The n e-mails queued with them are
+    marked sent here (bench set-up, not the product's path) so that the row measures chat alone."""
     async with runtime.write() as session:
         session.add(ChatHookRow(scope="person", owner="liu.yang", kind="dingtalk",
                                 url=f"http://127.0.0.1:{port}/robot/send?access_token=bench", secret="SECbench",
@@ -154,6 +157,8 @@ async def seed_chat(runtime: Runtime, n: int, port: int) -> None:
         for i in range(n):
             await queue_message(session, event_key=f"bench3:{i}", event="step_assigned", recipient=person,
                                 context=CONTEXT, now=NOW)
+        await session.execute(update(OutboxRow).where(OutboxRow.channel == "email", OutboxRow.state == "pending")
+                              .values(state="sent", sent_at=NOW.subtract(hours=1)))
 
 
 async def main() -> None:
