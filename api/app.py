@@ -23,6 +23,7 @@ from api import (
     obligations,
     outbox_admin,
     page_notifications,
+    page_settings,
     pages,
     points,
     preferences,
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime, *, scheduler: SchedulerGroup | None = None, mai
     app.include_router(admin.router)
     app.include_router(pages.router)
     app.include_router(page_notifications.router)
+    app.include_router(page_settings.router)
     app.include_router(accounts.router)
     app.include_router(audit.router)
     app.include_router(notifications.router)

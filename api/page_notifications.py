@@ -36,7 +36,9 @@ EVENT_NAMES = {"step_assigned": "审批待办", "request_decided": "审批结果
                "obligation_reminder": "报送提醒", "obligation_overdue": "报送逾期",
                "submission_reviewed": "报送审核结果", "request_returned": "申请被退回",
                "request_withdrawn": "申请已撤回", "digest": "每日汇总",
-               "escalation_report": "督办周报", "audit_broken": "审计链异常"}
+               "escalation_report": "督办周报", "audit_broken": "审计链异常", "request_filed": "申请已提交",
+               "step_reminder": "审批提醒", "delegated": "委托审批", "obligation_opened": "新报送任务",
+               "weekly_points": "积分周报"}
 OUTBOX_STATES = {"pending": "待发送", "sent": "已发送", "dead": "投递失败", "held": "待并入汇总",
                  "digested": "已并入汇总"}
 CHANNEL_NAMES = {"email": "邮件", "chat": "群机器人"}

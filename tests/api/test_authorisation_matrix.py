@@ -453,6 +453,14 @@ MATRIX: list[Row] = [
     row("GET /admin/outbox",                                      303, 403, 403, 403, 200),
     row("POST /admin/outbox/{outbox_id}/resend",                  303, 403, 403, 403, 303,
         params=fresh_dead_letter, form=lambda w: {}),
+    # 通知设置: one's own preferences and chat hooks; someone else's hook reads as missing (administrators too)
+    row("GET /settings",                                          303, 200, 200, 200, 200),
+    row("POST /settings/preferences",                             303, 303, 303, 303, 303,
+        form=lambda w: {"lang": "zh-CN", "notify_mode": "immediate", "digest_at": "08:30"}),
+    row("POST /settings/chat-hooks",                              303, 303, 303, 303, 303,
+        form=lambda w: {"kind": "feishu", "url": FEISHU}),
+    row("POST /settings/chat-hooks/{hook_id}/delete",             303, 303, 404, 404, 404,
+        params=fresh_hook, form=lambda w: {}),
 ]
 
 DECISION = "POST /api/requests/{request_id}/steps/{step_id}/decision"
