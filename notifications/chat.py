@@ -39,7 +39,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
@@ -66,7 +66,6 @@ ChatKind = Literal["wecom", "dingtalk", "feishu"]
 KINDS: tuple[str, ...] = get_args(ChatKind)
 
 WECOM_MAX_BYTES = 4096  # WeCom refuses markdown content longer than this (UTF-8 bytes)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOOPBACK_NAMES = {"localhost"}
 _TOKEN_PARAMS = {"wecom": "key", "dingtalk": "access_token"}
 _FEISHU_HOSTS = ("open.feishu.cn", "open.larksuite.com")

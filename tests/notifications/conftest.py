@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from notifications.catcher import free_port
 from notifications.email import RenderedMessage, build_email
+from tests.notifications.chat_receiver import ReceiverServer, running_server
 
 BEIJING = timezone(timedelta(hours=8))
 SENT_AT = datetime(2026, 11, 28, 9, 30, tzinfo=BEIJING)
@@ -123,3 +124,11 @@ def make_email() -> MakeEmail:
         return message
 
     return make
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[ReceiverServer]:
+    """A loopback stand-in for the WeCom, DingTalk and Feishu robot servers (chat_receiver.py), per module;
+    each test module takes a fresh receiver from it with its own clock."""
+    with running_server() as server:
+        yield server

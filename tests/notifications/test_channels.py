@@ -7,7 +7,6 @@ the vendors' signatures (chat_receiver.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -21,19 +20,13 @@ from notifications.smtp import SmtpSettings
 from store.outbox import queue_message
 from store.tables import ChatHookRow, NotificationRow, OutboxRow, PersonRow
 
-from .chat_receiver import ChatReceiver, ReceiverServer, Reply, running_server
+from .chat_receiver import ChatReceiver, ReceiverServer, Reply
 
 T0 = pendulum.datetime(2026, 11, 13, 9, tz="Asia/Shanghai")
 REMINDER = {"obligation": {"id": 7, "title": "信息系统运行月报", "policy_title": "信息科月报", "period": "2026-10",
                            "due_at": "2026-11-15T23:59:59+08:00", "provisional": False,
                            "owner_department": "财务科"},
             "link": "http://127.0.0.1:8000/obligations/7"}
-
-
-@pytest.fixture(scope="module")
-def receiver_server() -> Iterator[ReceiverServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture

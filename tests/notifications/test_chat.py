@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote_plus
 
@@ -23,7 +22,7 @@ from notifications.chat import (
     validate_hook,
 )
 from notifications.smtp import SendOutcome
-from tests.notifications.chat_receiver import ChatReceiver, ReceiverServer, Reply, running_server
+from tests.notifications.chat_receiver import ChatReceiver, ReceiverServer, Reply
 
 BEIJING = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 28, 9, 30, 15, 250000, tzinfo=BEIJING)
@@ -36,12 +35,6 @@ MESSAGE = ChatMessage(
     markdown="### 请审批：信息化硬件采购申请 #12\n信息中心 王芳 提交的申请需要您审批。",
     link=LINK,
 )
-
-
-@pytest.fixture(scope="module")
-def receiver_server() -> Iterator[ReceiverServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture
