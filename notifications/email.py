@@ -169,7 +169,7 @@ def render(event: str, context: Mapping[str, Any], *, lang: str = "zh-CN") -> Re
         text = env.get_template(f"{event}.{code}.txt.j2").render(values)
         html = env.get_template(f"{event}.{code}.html.j2").render(values)
         markdown = (env.get_template(f"{event}.{code}.md.j2").render(values)
-                    if (_TEMPLATES / f"{event}.{code}.md.j2").exists() else "")
+                    if _has_markdown(event, code) else "")
     except UndefinedError as exc:
         raise RenderContextError(
             f"{event} ({code}): {exc.message}; the context lacks a value the template uses"
@@ -239,6 +239,12 @@ def _language_code(lang: str) -> str:
         return LANGUAGES[lang]
     except KeyError:
         raise ValueError(f"unknown language {lang!r}; allowed: {', '.join(LANGUAGES)}") from None
+
+
+@functools.cache
+def _has_markdown(event: str, code: str) -> bool:
+    """Whether the event has a chat-bot form (looked up once, not on every render)."""
+    return (_TEMPLATES / f"{event}.{code}.md.j2").exists()
 
 
 @functools.cache
